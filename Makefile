@@ -1,0 +1,74 @@
+# longctx: every target works on a fresh machine and can be run again safely.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+
+# auto: build the CUDA backend when nvcc is found; on: require it; off: never.
+LONGCTX_CUDA ?= auto
+export PATH := $(PATH):/usr/local/cuda/bin
+
+APT_PACKAGES := cmake g++ ninja-build redis-server libopenblas-dev libgloo-dev libhiredis-dev clang-format
+NPM_STAMP := node_modules/.package-lock.json
+PROTO_GEN := proto/gen/longctx.js proto/gen/longctx.d.ts proto/gen/longctx.json
+ADDON := build/native/Release/longctx.node
+
+.PHONY: setup apt npm build ts addon proto lint format test demo bench clean
+
+setup: apt npm
+
+# Installs only what is missing; apt-get update runs first when something is.
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] && echo "" || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+npm: $(NPM_STAMP)
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $(NPM_STAMP)
+
+build: setup proto ts addon
+
+proto: $(PROTO_GEN)
+$(PROTO_GEN): proto/longctx.proto $(NPM_STAMP)
+	@mkdir -p proto/gen
+	npx pbjs -t static-module -w es6 --dependency protobufjs/minimal.js --force-number -o proto/gen/longctx.js proto/longctx.proto
+	npx pbts -o proto/gen/longctx.d.ts proto/gen/longctx.js
+	npx pbjs -t json -o proto/gen/longctx.json proto/longctx.proto
+
+ts: proto
+	npx tsc -p tsconfig.json
+	@mkdir -p dist/proto/gen && cp proto/gen/longctx.js proto/gen/longctx.json dist/proto/gen/
+
+addon:
+	npx cmake-js build -d worker-native --out build/native --CDLONGCTX_CUDA=$(LONGCTX_CUDA) $(if $(CI),,--parallel 2)
+
+CXX_SOURCES = $(shell find worker-native/src -name '*.cc' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh')
+
+lint: setup proto
+	npx tsc -p tsconfig.json --noEmit
+	npx eslint --max-warnings 0 .
+	npx prettier --check .
+	clang-format --dry-run --Werror $(CXX_SOURCES)
+
+# Rewrites files in place: TypeScript through prettier, C++ through clang-format.
+format: setup
+	npx prettier --write .
+	clang-format -i $(CXX_SOURCES)
+
+test: setup build lint
+	npx ava
+
+demo: build
+	node dist/worker-native/host/comm-demo.js
+
+bench: build
+	npm run bench -- all --json
+
+clean:
+	rm -rf dist build proto/gen

@@ -1,0 +1,13 @@
+// Each area of the native worker adds its functions to the addon's exports here; addon.cc calls
+// every Register* once when the module loads.
+#pragma once
+
+#include <napi.h>
+
+namespace longctx::addon {
+
+void RegisterSystem(Napi::Env env, Napi::Object exports);   // build info, sgemm probe
+void RegisterComm(Napi::Env env, Napi::Object exports);     // gloo communicator
+void RegisterKernels(Napi::Env env, Napi::Object exports);  // CPU kernels and the arena
+
+}  // namespace longctx::addon
