@@ -45,8 +45,8 @@ export function zigzagPlan(seqLen: number, worldSize: number): ZigzagShard[] {
 export function zigzagPositions(seqLen: number, worldSize: number, rank: number): Int32Array {
   const shard = zigzagShard(seqLen, worldSize, rank);
   const out = new Int32Array(2 * shard.chunkTokens);
-  for (let c = 0; c < 2; c++) {
-    for (let i = 0; i < shard.chunkTokens; i++) out[c * shard.chunkTokens + i] = shard.starts[c] + i;
-  }
+  shard.starts.forEach((start, c) => {
+    for (let i = 0; i < shard.chunkTokens; i++) out[c * shard.chunkTokens + i] = start + i;
+  });
   return out;
 }
