@@ -1,0 +1,62 @@
+// A job spec: what an ops engineer writes in YAML. This file holds the types of the validated,
+// defaulted spec; validate.ts turns YAML into one or into a list of field errors.
+import type { ModelConfig } from './presets.js';
+
+export type ActivationCheckpointing = 'none' | 'full' | 'selective' | `every-${number}`;
+export type Offload = 'none' | 'optimizer' | 'params+optimizer';
+export type Precision = 'fp32' | 'bf16';
+
+export interface JobSpec {
+  name: string;
+  model: {
+    /** A preset name, or undefined when `config` came from a config.json. */
+    preset?: string;
+    configPath?: string;
+    /** The resolved HF Qwen2 config (preset or file, then overrides). */
+    config: ModelConfig;
+    initWeights?: string;
+  };
+  data: {
+    /** The packed token file (`longctx data pack`), absolute. */
+    path: string;
+  };
+  seq_len: number;
+  devices: number;
+  precision: Precision;
+  optimizer: {
+    lr: number;
+    betas: [number, number];
+    eps: number;
+    weight_decay: number;
+    grad_clip: number;
+  };
+  schedule: {
+    kind: 'constant' | 'cosine';
+    warmup_steps: number;
+    min_lr: number;
+  };
+  /** Optimizer steps; derived from `tokens` when the spec gives a token budget instead. */
+  steps: number;
+  tokens?: number;
+  grad_accumulation: number;
+  checkpoint: { every: number; keep: number; keep_every: number };
+  activation_checkpointing: 'auto' | ActivationCheckpointing;
+  offload: 'auto' | Offload;
+  max_restarts: number;
+  priority: number;
+  seed: number;
+  /** Per-device byte budget override for emulated CPU devices (else the node's). */
+  device_memory?: number;
+}
+
+export interface FieldError {
+  path: string;
+  reason: string;
+}
+
+export type SpecResult = { ok: true; spec: JobSpec } | { ok: false; errors: FieldError[] };
+
+export function formatFieldErrors(errors: FieldError[], file?: string): string {
+  const where = file ? `${file}: ` : '';
+  return errors.map((e) => `${where}${e.path || '(root)'}: ${e.reason}`).join('\n');
+}
