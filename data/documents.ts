@@ -79,7 +79,8 @@ export async function* readDocuments(file: InputFile): AsyncGenerator<SourceDocu
     yield { text: await readFile(file.path, 'utf8'), line: null };
     return;
   }
-  const lines = createInterface({ input: createReadStream(file.path, 'utf8'), crlfDelay: Infinity });
+  const input = createReadStream(file.path, 'utf8');
+  const lines = createInterface({ input, crlfDelay: Infinity });
   let lineNumber = 0;
   try {
     for await (let line of lines) {
@@ -89,7 +90,9 @@ export async function* readDocuments(file: InputFile): AsyncGenerator<SourceDocu
       yield { text: parseJsonlLine(line, file.path, lineNumber), line: lineNumber };
     }
   } finally {
+    // Stopping early (a bad line) must not leave the file open.
     lines.close();
+    input.destroy();
   }
 }
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 
@@ -97,6 +98,9 @@ void TokenFile::ReadShardInto(uint64_t sequence, int64_t seq_len, int rank, int 
                               uint64_t* sequence_in_file) const {
   CheckOpen();
   const ring::ZigzagShard shard = ring::Zigzag(seq_len, world, rank);
+  if (seq_len > INT32_MAX) {
+    throw std::invalid_argument("seq_len " + std::to_string(seq_len) + " does not fit int32 positions");
+  }
   const uint64_t sequences = Sequences(seq_len);
   if (sequences == 0) {
     throw std::invalid_argument("token file " + path_ + " has " + std::to_string(tokens_) +
