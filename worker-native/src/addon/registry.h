@@ -9,5 +9,6 @@ namespace longctx::addon {
 void RegisterSystem(Napi::Env env, Napi::Object exports);   // build info, sgemm probe
 void RegisterComm(Napi::Env env, Napi::Object exports);     // gloo communicator
 void RegisterKernels(Napi::Env env, Napi::Object exports);  // CPU kernels and the arena
+void RegisterData(Napi::Env env, Napi::Object exports);     // token file reader, zigzag map
 
 }  // namespace longctx::addon
