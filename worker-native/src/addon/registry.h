@@ -10,4 +10,7 @@ void RegisterSystem(Napi::Env env, Napi::Object exports);   // build info, sgemm
 void RegisterComm(Napi::Env env, Napi::Object exports);     // gloo communicator
 void RegisterKernels(Napi::Env env, Napi::Object exports);  // CPU kernels and the arena
 
+// CPU attention kernels (flash and naive reference) and the ring merge.
+void RegisterAttention(Napi::Env env, Napi::Object exports);
+
 }  // namespace longctx::addon
