@@ -78,15 +78,14 @@ float ExpShiftSumScalar(float* x, int n, float shift) {
 
 // --- AVX2 -------------------------------------------------------------------------------------
 
+// Lanes outside [kExpLo, kExpHi] (and ±inf) compute garbage that the two masks then replace, so
+// no clamping is needed; NaN lanes stay NaN.
 inline __m256 Exp8(__m256 x) {
-  const __m256 lo = _mm256_set1_ps(kExpLo), hi = _mm256_set1_ps(kExpHi);
-  const __m256 underflow = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
-  const __m256 overflow = _mm256_cmp_ps(x, hi, _CMP_GT_OQ);
-  // max/min return their second operand when one is NaN, so a NaN input flows through.
-  const __m256 xc = _mm256_min_ps(hi, _mm256_max_ps(lo, x));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(kLog2e)),
+  const __m256 underflow = _mm256_cmp_ps(x, _mm256_set1_ps(kExpLo), _CMP_LT_OQ);
+  const __m256 overflow = _mm256_cmp_ps(x, _mm256_set1_ps(kExpHi), _CMP_GT_OQ);
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(kLog2e)),
                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Hi), xc);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Hi), x);
   r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Lo), r);
   __m256 p = _mm256_set1_ps(kExpP0);
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kExpP1));
@@ -141,14 +140,13 @@ float ExpShiftSumAvx2(float* x, int n, float shift) {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
+// As Exp8; scalef(y, n) = y·2^n is the same single rounding as the multiplication by 2^n there.
 LONGCTX_AVX512 inline __m512 Exp16(__m512 x) {
-  const __m512 lo = _mm512_set1_ps(kExpLo), hi = _mm512_set1_ps(kExpHi);
-  const __mmask16 underflow = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
-  const __mmask16 overflow = _mm512_cmp_ps_mask(x, hi, _CMP_GT_OQ);
-  const __m512 xc = _mm512_min_ps(hi, _mm512_max_ps(lo, x));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(kLog2e)),
+  const __mmask16 in_range = _mm512_cmp_ps_mask(x, _mm512_set1_ps(kExpLo), _CMP_NLT_UQ);
+  const __mmask16 overflow = _mm512_cmp_ps_mask(x, _mm512_set1_ps(kExpHi), _CMP_GT_OQ);
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(kLog2e)),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Hi), xc);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Hi), x);
   r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Lo), r);
   __m512 p = _mm512_set1_ps(kExpP0);
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kExpP1));
@@ -157,8 +155,7 @@ LONGCTX_AVX512 inline __m512 Exp16(__m512 x) {
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kExpP4));
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kExpP5));
   const __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
-  const __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
-  const __m512 out = _mm512_maskz_mul_ps(static_cast<__mmask16>(~underflow), y, _mm512_castsi512_ps(bits));
+  const __m512 out = _mm512_maskz_scalef_ps(in_range, y, n);
   return _mm512_mask_blend_ps(overflow, out, _mm512_set1_ps(kInf));
 }
 
