@@ -39,7 +39,7 @@ export async function run(emit: Emit, args: string[]): Promise<void> {
   const addon = native();
   addon.setBlasThreads(1);
   const seqs = (option(args, '--seq') ?? '4096,16384').split(',').map(Number);
-  const repeat = Number(option(args, '--repeat') ?? '1');
+  const repeat = Number(option(args, '--repeat') ?? '3');
   const record = (metric: string, value: number, unit: string, extra: Record<string, number> = {}) =>
     emit({ bench: 'attention', metric, value: Number(value.toPrecision(4)), unit, ...extra });
 
