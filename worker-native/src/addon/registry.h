@@ -11,4 +11,7 @@ void RegisterComm(Napi::Env env, Napi::Object exports);     // gloo communicator
 void RegisterKernels(Napi::Env env, Napi::Object exports);  // CPU kernels and the arena
 void RegisterData(Napi::Env env, Napi::Object exports);     // token file reader, zigzag map
 
+// CPU attention kernels (flash and naive reference) and the ring merge.
+void RegisterAttention(Napi::Env env, Napi::Object exports);
+
 }  // namespace longctx::addon
