@@ -14,6 +14,7 @@
 #include <string>
 #include <thread>
 
+#include "addon/comm_handle.h"
 #include "addon/promise_worker.h"
 #include "addon/registry.h"
 #include "comm/communicator.h"
@@ -21,6 +22,8 @@
 namespace longctx::addon {
 
 namespace {
+
+constexpr const char* kNativeHandle = "__longctxCommunicator";
 
 using comm::CommError;
 using comm::Communicator;
@@ -288,6 +291,13 @@ Napi::Object CommunicatorObject(Napi::Env env, std::shared_ptr<Communicator> com
   handle->comm = comm;
 
   Napi::Object out = Napi::Object::New(env);
+  // Hidden from enumeration and JSON: how CommunicatorFromJs finds the native communicator.
+  out.DefineProperty(Napi::PropertyDescriptor::Value(
+      kNativeHandle,
+      Napi::External<std::shared_ptr<CommHandle>>::New(
+          env, new std::shared_ptr<CommHandle>(handle),
+          [](Napi::Env, std::shared_ptr<CommHandle>* boxed) { delete boxed; }),
+      napi_default));
   out.Set("rank", comm->rank());
   out.Set("size", comm->size());
   out.Set("prefix", comm->prefix());
@@ -373,6 +383,16 @@ Napi::Value CreateCommunicator(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace
+
+std::shared_ptr<comm::Communicator> CommunicatorFromJs(Napi::Value value) {
+  Napi::Env env = value.Env();
+  if (value.IsObject()) {
+    Napi::Value boxed = value.As<Napi::Object>().Get(kNativeHandle);
+    if (boxed.IsExternal())
+      return (*boxed.As<Napi::External<std::shared_ptr<CommHandle>>>().Data())->Get(env);
+  }
+  throw Napi::TypeError::New(env, "expected a Communicator from createCommunicator()");
+}
 
 void RegisterComm(Napi::Env env, Napi::Object exports) {
   exports.Set("createCommunicator", Napi::Function::New(env, CreateCommunicator, "createCommunicator"));

@@ -38,7 +38,8 @@ Napi::Object StatsObject(Napi::Env env, const ring::RingStats& s) {
 
 int IntOption(const Napi::Object& o, const char* name) {
   Napi::Value v = o.Get(name);
-  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string("options.") + name + " must be a number");
+  if (!v.IsNumber())
+    throw Napi::TypeError::New(o.Env(), std::string("options.") + name + " must be a number");
   return v.As<Napi::Number>().Int32Value();
 }
 
@@ -57,11 +58,14 @@ Napi::Value RingAttentionJs(const Napi::CallbackInfo& info) {
   std::string sharding_name =
       options.Get("sharding").IsString() ? options.Get("sharding").As<Napi::String>().Utf8Value() : "zigzag";
   if (sharding_name != "zigzag" && sharding_name != "contiguous") {
-    throw Napi::TypeError::New(env, "options.sharding must be 'zigzag' or 'contiguous', got '" + sharding_name + "'");
+    throw Napi::TypeError::New(
+        env, "options.sharding must be 'zigzag' or 'contiguous', got '" + sharding_name + "'");
   }
-  const ring::Sharding sharding = sharding_name == "zigzag" ? ring::Sharding::kZigzag : ring::Sharding::kContiguous;
-  const double budget = options.Get("budgetBytes").IsNumber() ? options.Get("budgetBytes").As<Napi::Number>().DoubleValue()
-                                                              : 16.0 * (1ull << 30);
+  const ring::Sharding sharding =
+      sharding_name == "zigzag" ? ring::Sharding::kZigzag : ring::Sharding::kContiguous;
+  const double budget = options.Get("budgetBytes").IsNumber()
+                            ? options.Get("budgetBytes").As<Napi::Number>().DoubleValue()
+                            : 16.0 * (1ull << 30);
   // Copies: the arrays may be reused by JavaScript while the native work runs.
   auto copy = [&](size_t index, const char* name, size_t expected) {
     Napi::Float32Array a = Float32Arg(info, index, name);
@@ -76,7 +80,8 @@ Napi::Value RingAttentionJs(const Napi::CallbackInfo& info) {
   }
   const size_t q_size = static_cast<size_t>(shape.tokens) * shape.heads * shape.head_dim;
   const size_t kv_size = static_cast<size_t>(shape.tokens) * shape.kv_heads * shape.head_dim;
-  auto q = copy(3, "q", q_size), k = copy(4, "k", kv_size), v = copy(5, "v", kv_size), dout = copy(6, "dout", q_size);
+  auto q = copy(3, "q", q_size), k = copy(4, "k", kv_size), v = copy(5, "v", kv_size),
+       dout = copy(6, "dout", q_size);
 
   return RunAsync<RingResult>(
       env,
@@ -92,8 +97,8 @@ Napi::Value RingAttentionJs(const Napi::CallbackInfo& info) {
         r.dq.assign(q_size, 0.0f);
         r.dk.assign(kv_size, 0.0f);
         r.dv.assign(kv_size, 0.0f);
-        attention.Backward(shape, q.data(), k.data(), v.data(), r.o.data(), r.lse.data(), dout.data(), r.dq.data(),
-                           r.dk.data(), r.dv.data());
+        attention.Backward(shape, q.data(), k.data(), v.data(), r.o.data(), r.lse.data(), dout.data(),
+                           r.dq.data(), r.dk.data(), r.dv.data());
         r.backward = attention.stats();
         r.peak_bytes = arena->peak();
         return r;

@@ -1,5 +1,7 @@
 #include "ring/ring_attention.h"
 
+#include <time.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -8,8 +10,6 @@
 #include <stdexcept>
 #include <string>
 #include <utility>
-
-#include <time.h>
 
 #include "kernels/cpu/attention.h"
 
@@ -40,7 +40,8 @@ double ThreadCpuSeconds() {
 // two differ, and the benchmark's balance and overhead are about the work, not the scheduling.
 class ScopedCompute {
  public:
-  explicit ScopedCompute(RingStats& stats) : wall_(stats.compute_seconds), stats_(stats), cpu_(ThreadCpuSeconds()) {}
+  explicit ScopedCompute(RingStats& stats)
+      : wall_(stats.compute_seconds), stats_(stats), cpu_(ThreadCpuSeconds()) {}
   ~ScopedCompute() { stats_.compute_cpu_seconds += ThreadCpuSeconds() - cpu_; }
 
  private:
@@ -72,7 +73,7 @@ RingAttention::Block RingAttention::BlockAt(int step, int local_len) const {
     return {false, 0, 0, 0, 0};
   }
   if (source < rank_) return {true, 0, local_len, 0, c};  // all queries, j's first chunk
-  return {true, c, c, 0, local_len};                        // second query chunk, all of j
+  return {true, c, c, 0, local_len};                      // second query chunk, all of j
 }
 
 namespace {
@@ -80,23 +81,25 @@ namespace {
 // Validates the shape (the kernels check heads against kv_heads) and returns the local length.
 int LocalLen(const model::AttentionShape& shape) {
   if (shape.tokens <= 0 || shape.tokens % 2 != 0) {
-    throw std::invalid_argument("ring attention: a rank holds two equal chunks, so its token count must be "
-                                "positive and even, got " +
-                                std::to_string(shape.tokens));
+    throw std::invalid_argument(
+        "ring attention: a rank holds two equal chunks, so its token count must be "
+        "positive and even, got " +
+        std::to_string(shape.tokens));
   }
   return shape.tokens;
 }
 
 }  // namespace
 
-void RingAttention::Forward(const model::AttentionShape& shape, const float* q, const float* k, const float* v,
-                            float* o, float* lse) {
+void RingAttention::Forward(const model::AttentionShape& shape, const float* q, const float* k,
+                            const float* v, float* o, float* lse) {
   const int local_len = LocalLen(shape);
   const int H = shape.heads, KVH = shape.kv_heads, D = shape.head_dim;
   const size_t kv_floats = static_cast<size_t>(local_len) * KVH * D;  // one of K or V
   cpu::AttentionDims local{local_len, local_len, H, KVH, D, shape.scale};
 
-  Tensor workspace = Tensor::Empty(arena_, {static_cast<int64_t>(cpu::FlashAttentionForwardWorkspace(local))});
+  Tensor workspace =
+      Tensor::Empty(arena_, {static_cast<int64_t>(cpu::FlashAttentionForwardWorkspace(local))});
   if (world_ == 1) {
     ScopedCompute t(stats_);
     cpu::FlashAttentionForward(local, cpu::AttentionMask::kCausal, q, k, v, o, lse, workspace.data());
@@ -141,21 +144,22 @@ void RingAttention::Forward(const model::AttentionShape& shape, const float* q, 
     const float* hv = held.data() + kv_floats + static_cast<size_t>(b.kv_begin) * KVH * D;
     cpu::AttentionDims dims{b.q_len, b.kv_len, H, KVH, D, shape.scale};
     const size_t q_off = static_cast<size_t>(b.q_begin) * H * D;
-    cpu::FlashAttentionForward(dims, cpu::AttentionMask::kNone, q + q_off, hk, hv, part_o.data(), part_lse.data(),
-                               workspace.data());
-    cpu::MergeAttentionPartial(b.q_len * H, D, o + q_off, lse + static_cast<size_t>(b.q_begin) * H, part_o.data(),
-                               part_lse.data());
+    cpu::FlashAttentionForward(dims, cpu::AttentionMask::kNone, q + q_off, hk, hv, part_o.data(),
+                               part_lse.data(), workspace.data());
+    cpu::MergeAttentionPartial(b.q_len * H, D, o + q_off, lse + static_cast<size_t>(b.q_begin) * H,
+                               part_o.data(), part_lse.data());
   }
 }
 
-void RingAttention::Backward(const model::AttentionShape& shape, const float* q, const float* k, const float* v,
-                             const float* o, const float* lse, const float* dout, float* dq, float* dk,
-                             float* dv) {
+void RingAttention::Backward(const model::AttentionShape& shape, const float* q, const float* k,
+                             const float* v, const float* o, const float* lse, const float* dout, float* dq,
+                             float* dk, float* dv) {
   const int local_len = LocalLen(shape);
   const int H = shape.heads, KVH = shape.kv_heads, D = shape.head_dim;
   const size_t kv_floats = static_cast<size_t>(local_len) * KVH * D;
   cpu::AttentionDims local{local_len, local_len, H, KVH, D, shape.scale};
-  Tensor workspace = Tensor::Empty(arena_, {static_cast<int64_t>(cpu::FlashAttentionBackwardWorkspace(local))});
+  Tensor workspace =
+      Tensor::Empty(arena_, {static_cast<int64_t>(cpu::FlashAttentionBackwardWorkspace(local))});
 
   if (world_ == 1) {
     ScopedCompute t(stats_);
@@ -194,8 +198,8 @@ void RingAttention::Backward(const model::AttentionShape& shape, const float* q,
   post_kv();
   {
     ScopedCompute t(stats_);
-    cpu::FlashAttentionBackward(local, cpu::AttentionMask::kCausal, q, k, v, o, lse, dout, dq, grad_out.data(),
-                                grad_out.data() + kv_floats, workspace.data());
+    cpu::FlashAttentionBackward(local, cpu::AttentionMask::kCausal, q, k, v, o, lse, dout, dq,
+                                grad_out.data(), grad_out.data() + kv_floats, workspace.data());
   }
   grad_send = comm_->ISend(next, grad_out.data(), block_bytes, kTagGradKV);
 
@@ -217,8 +221,8 @@ void RingAttention::Backward(const model::AttentionShape& shape, const float* q,
       cpu::AttentionDims dims{b.q_len, b.kv_len, H, KVH, D, shape.scale};
       cpu::FlashAttentionBackward(dims, cpu::AttentionMask::kNone, q + q_off, held.data() + kv_off,
                                   held.data() + kv_floats + kv_off, o + q_off, lse + lse_off, dout + q_off,
-                                  dq + q_off, grad_part.data() + kv_off, grad_part.data() + kv_floats + kv_off,
-                                  workspace.data());
+                                  dq + q_off, grad_part.data() + kv_off,
+                                  grad_part.data() + kv_floats + kv_off, workspace.data());
     }
     wait(grad_recv, false);
     if (b.active) {

@@ -32,8 +32,8 @@ enum class Sharding { kZigzag, kContiguous };
 struct RingStats {
   double compute_seconds = 0;      // wall time inside attention kernels and merges
   double compute_cpu_seconds = 0;  // this thread's CPU time there (unaffected by other processes)
-  double wait_seconds = 0;     // blocked waiting for a transfer to complete
-  uint64_t bytes_sent = 0;     // payload bytes this rank sent
+  double wait_seconds = 0;         // blocked waiting for a transfer to complete
+  uint64_t bytes_sent = 0;         // payload bytes this rank sent
   void Reset() { *this = RingStats{}; }
 };
 
@@ -42,7 +42,8 @@ class RingAttention final : public model::SequenceAttention {
  public:
   // `comm` may be null for a single rank (then this is plain causal flash attention). Scratch
   // buffers come from `arena`, so the device's memory accounting sees them.
-  RingAttention(comm::Communicator* comm, std::shared_ptr<Arena> arena, Sharding sharding = Sharding::kZigzag);
+  RingAttention(comm::Communicator* comm, std::shared_ptr<Arena> arena,
+                Sharding sharding = Sharding::kZigzag);
 
   // Tensors hold this rank's shape.tokens tokens in local order (its two chunks one after the
   // other), laid out as in kernels/cpu/attention.h. shape.tokens must be even.
@@ -50,7 +51,8 @@ class RingAttention final : public model::SequenceAttention {
                float* lse) override;
   // o and lse are Forward's outputs. Adds into dq, dk, dv (the caller zeroes them).
   void Backward(const model::AttentionShape& shape, const float* q, const float* k, const float* v,
-                const float* o, const float* lse, const float* dout, float* dq, float* dk, float* dv) override;
+                const float* o, const float* lse, const float* dout, float* dq, float* dk,
+                float* dv) override;
 
   const RingStats& stats() const { return stats_; }
   void ResetStats() { stats_.Reset(); }
