@@ -34,7 +34,7 @@ struct Qwen2Config {
   int num_key_value_heads = 0;
   int num_hidden_layers = 0;
   int vocab_size = 0;
-  double rope_theta = 1000000.0;  // Qwen2's default
+  double rope_theta = 10000.0;  // transformers.Qwen2Config defaults
   double rms_norm_eps = 1e-6;
   bool tie_word_embeddings = false;
 

@@ -4,7 +4,7 @@
 //   m  ← m + (1 − β1)·(g − m)                          (torch: exp_avg.lerp_(g, 1 − β1))
 //   v  ← β2·v + (1 − β2)·g²
 //   p  ← p − (lr / (1 − β1^step)) · m / (√v / √(1 − β2^step) + ε)
-// `step` counts updates from 1. The bias corrections are computed in double, then cast.
+// `step` counts updates from 1.
 // Weight decay is an argument rather than a global: Hugging Face does not decay biases and norm
 // weights, so the caller applies it per parameter range.
 //
@@ -18,12 +18,14 @@
 
 namespace longctx::cpu {
 
+// Doubles, like the Python floats torch receives: derived scalars (1 − β2, lr·wd, lr/(1 − β1^t))
+// are computed in double and cast to float once, as torch does, not from float-rounded βs.
 struct AdamWHyper {
-  float lr = 1e-3f;
-  float beta1 = 0.9f;
-  float beta2 = 0.999f;
-  float eps = 1e-8f;
-  float weight_decay = 0.0f;
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
 };
 
 // Throws std::invalid_argument naming a bad hyperparameter or step < 1.
