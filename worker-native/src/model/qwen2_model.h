@@ -9,7 +9,9 @@
 // and counts, use grad_scale = 1 / total count everywhere.
 //
 // Gradients accumulate: ForwardBackward adds into the gradient buffer (gradient accumulation over
-// micro-batches); ZeroGradients() starts afresh.
+// micro-batches); ZeroGradients() starts afresh. A step that fails in its forward (bad input, out
+// of memory) leaves the gradients untouched; one that fails during the backward may have added
+// part of its gradients, so zero them before retrying.
 //
 // Deterministic: one thread of single-threaded kernels in a fixed order, so the same inputs give
 // bitwise the same loss and gradients.
