@@ -29,6 +29,9 @@ export interface AttentionWorkspace {
 
 export type FloatArray = Float32Array | Float64Array;
 
+/** Instruction sets of the row kernels (exp, max, sums between the GEMMs); all give equal bits. */
+export type AttentionRowIsa = 'scalar' | 'avx2' | 'avx512';
+
 export interface AttentionApi {
   /** Writes o and lse. Causal needs qLen == kvLen. */
   flashAttentionForward(
@@ -87,6 +90,12 @@ export interface AttentionApi {
     dk: T,
     dv: T,
   ): Promise<void>;
+  /** The row-kernel instruction sets usable here, narrowest first (for tests). */
+  attentionRowIsas(): AttentionRowIsa[];
+  /** Replaces x by exp(x - shift) and returns their sum, synchronously (for tests). */
+  attentionRowExpShiftSum(isa: AttentionRowIsa, x: Float32Array, shift: number): number;
+  /** The maximum of x, -Infinity when empty, synchronously (for tests). */
+  attentionRowMax(isa: AttentionRowIsa, x: Float32Array): number;
 }
 
 declare module './native.js' {

@@ -175,6 +175,18 @@ const cases: { title: string; dims: AttentionDims; mask: AttentionMask }[] = [
     dims: { qLen: 7, kvLen: 7, heads: 4, kvHeads: 1, headDim: 40 },
     mask: 'causal',
   },
+  // Longer than one 512-key block: the online softmax rescales across key blocks, the last one
+  // partial; group 3 makes query blocks of 85 tokens.
+  {
+    title: 'causal GQA, several key blocks, D=64',
+    dims: { qLen: 1100, kvLen: 1100, heads: 6, kvHeads: 2, headDim: 64 },
+    mask: 'causal',
+  },
+  {
+    title: 'unmasked MQA, several key blocks, D=40',
+    dims: { qLen: 90, kvLen: 1300, heads: 3, kvHeads: 1, headDim: 40 },
+    mask: 'none',
+  },
   {
     title: 'unmasked GQA, q_len < kv_len, D=40',
     dims: { qLen: 197, kvLen: 300, heads: 4, kvHeads: 1, headDim: 40 },

@@ -15,6 +15,7 @@
 #include "addon/promise_worker.h"
 #include "addon/registry.h"
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/attention_rows.h"
 
 namespace longctx::addon {
 
@@ -253,6 +254,61 @@ Napi::Value NaiveBackward(const Napi::CallbackInfo& info) {
   return IsFloat64(info) ? NaiveBackwardOf<double>(info) : NaiveBackwardOf<float>(info);
 }
 
+// The row kernels, synchronously (they take microseconds), so tests can hold the AVX2 and
+// AVX-512 paths to the scalar reference. isa is one of attentionRowIsas().
+const char* IsaName(cpu::rows::Isa isa) {
+  switch (isa) {
+    case cpu::rows::Isa::kAvx512:
+      return "avx512";
+    case cpu::rows::Isa::kAvx2:
+      return "avx2";
+    default:
+      return "scalar";
+  }
+}
+
+cpu::rows::Isa IsaArg(const Napi::CallbackInfo& info, size_t index) {
+  const std::string name = StringArg(info, index, "isa");
+  const cpu::rows::Isa best = cpu::rows::BestIsa();
+  for (auto isa : {cpu::rows::Isa::kScalar, cpu::rows::Isa::kAvx2, cpu::rows::Isa::kAvx512}) {
+    if (name != IsaName(isa)) continue;
+    if (static_cast<int>(isa) > static_cast<int>(best)) {
+      throw Napi::Error::New(info.Env(), "isa '" + name + "' is not available on this CPU or build (best: " +
+                                             IsaName(best) + ")");
+    }
+    return isa;
+  }
+  ThrowType(info, "argument " + std::to_string(index) + " (isa) must be 'scalar', 'avx2' or 'avx512', got '" +
+                      name + "'");
+}
+
+// attentionRowIsas() → the instruction sets the row kernels can use here, narrowest first.
+Napi::Value RowIsas(const Napi::CallbackInfo& info) {
+  Napi::Array out = Napi::Array::New(info.Env());
+  for (int i = 0; i <= static_cast<int>(cpu::rows::BestIsa()); ++i) {
+    out.Set(i, IsaName(static_cast<cpu::rows::Isa>(i)));
+  }
+  return out;
+}
+
+// attentionRowExpShiftSum(isa, x, shift) → Σ exp(x - shift), replacing x by the exponentials.
+Napi::Value RowExpShiftSum(const Napi::CallbackInfo& info) {
+  const cpu::rows::Isa isa = IsaArg(info, 0);
+  Pins pins;
+  auto x = TensorArg<float>(info, 1, "x", pins);
+  const float shift = static_cast<float>(NumberArg(info, 2, "shift"));
+  return Napi::Number::New(info.Env(),
+                           cpu::rows::ExpShiftSum(x.data, static_cast<int>(x.length), shift, isa));
+}
+
+// attentionRowMax(isa, x) → max of x (-inf when empty).
+Napi::Value RowMax(const Napi::CallbackInfo& info) {
+  const cpu::rows::Isa isa = IsaArg(info, 0);
+  Pins pins;
+  auto x = TensorArg<float>(info, 1, "x", pins);
+  return Napi::Number::New(info.Env(), cpu::rows::Max(x.data, static_cast<int>(x.length), isa));
+}
+
 }  // namespace
 
 void RegisterAttention(Napi::Env env, Napi::Object exports) {
@@ -262,6 +318,9 @@ void RegisterAttention(Napi::Env env, Napi::Object exports) {
   exports.Set("mergeAttentionPartial", Napi::Function::New(env, MergePartial, "mergeAttentionPartial"));
   exports.Set("naiveAttentionForward", Napi::Function::New(env, NaiveForward, "naiveAttentionForward"));
   exports.Set("naiveAttentionBackward", Napi::Function::New(env, NaiveBackward, "naiveAttentionBackward"));
+  exports.Set("attentionRowIsas", Napi::Function::New(env, RowIsas, "attentionRowIsas"));
+  exports.Set("attentionRowExpShiftSum", Napi::Function::New(env, RowExpShiftSum, "attentionRowExpShiftSum"));
+  exports.Set("attentionRowMax", Napi::Function::New(env, RowMax, "attentionRowMax"));
 }
 
 }  // namespace longctx::addon

@@ -12,8 +12,7 @@
 // head, and dK/dV sum over the group inside the GEMM. K and V are used in place (leading dimension
 // kv_heads·head_dim); only the query-side block is copied, once per query block.
 //
-// The elementwise work between the GEMMs (row max, exp, row sums, rescaling) is vectorised with
-// AVX2 and uses ExpApprox below instead of std::exp, which would otherwise dominate the run time.
+// The elementwise work between the GEMMs (row max, exp, row sums) is in attention_rows.h.
 #include "kernels/cpu/attention.h"
 
 #include <cblas.h>
@@ -26,9 +25,7 @@
 #include <stdexcept>
 #include <string>
 
-#ifdef __AVX2__
-#include <immintrin.h>
-#endif
+#include "kernels/cpu/attention_rows.h"
 
 namespace longctx::cpu {
 
@@ -36,151 +33,26 @@ namespace {
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
-// Block sizes in tokens. A query block holds group × kBlockQ rows; the scores of one block pair
-// (rows × kBlockK floats) plus the K/V blocks stay in L2 between the GEMMs that produce and consume
-// them. Changing these changes results in the last bits (summation order), never correctness.
-constexpr int kBlockQ = 128;
-constexpr int kBlockK = 128;
-
-// exp(x) in float32 to about 1 ulp: Cody–Waite range reduction x = n·ln2 + r with |r| ≤ ln2/2,
-// then a degree-7 polynomial for e^r (the Cephes expf coefficients) and 2^n built in the exponent
-// bits. exp(-inf) and anything below the smallest normal result gives exactly 0; inputs above
-// ~88.38 saturate to +inf. The scalar and AVX2 versions perform the same operations in the same
-// order (FMA included), so they agree bit for bit.
-constexpr float kExpHi = 88.3762626647949f;
-constexpr float kExpLo = -87.3365447504f;  // log(FLT_MIN): below it the result would be subnormal
-constexpr float kLog2e = 1.44269504088896341f;
-constexpr float kLn2Hi = 0.693359375f;
-constexpr float kLn2Lo = -2.12194440e-4f;
-constexpr float kExpP0 = 1.9875691500E-4f;
-constexpr float kExpP1 = 1.3981999507E-3f;
-constexpr float kExpP2 = 8.3334519073E-3f;
-constexpr float kExpP3 = 4.1665795894E-2f;
-constexpr float kExpP4 = 1.6666665459E-1f;
-constexpr float kExpP5 = 5.0000001201E-1f;
-
-inline float ExpApprox(float x) {
-  if (x < kExpLo) return 0.0f;
-  if (x > kExpHi) return kInf;
-  if (std::isnan(x)) return x;
-  const float n = std::nearbyint(x * kLog2e);
-  float r = std::fma(-n, kLn2Hi, x);
-  r = std::fma(-n, kLn2Lo, r);
-  float p = kExpP0;
-  p = std::fma(p, r, kExpP1);
-  p = std::fma(p, r, kExpP2);
-  p = std::fma(p, r, kExpP3);
-  p = std::fma(p, r, kExpP4);
-  p = std::fma(p, r, kExpP5);
-  const float r2 = r * r;
-  const float y = std::fma(p, r2, r) + 1.0f;
-  int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  float two_n;
-  std::memcpy(&two_n, &bits, sizeof two_n);
-  return y * two_n;
-}
-
-#ifdef __AVX2__
-inline __m256 ExpApprox8(__m256 x) {
-  const __m256 lo = _mm256_set1_ps(kExpLo), hi = _mm256_set1_ps(kExpHi);
-  const __m256 underflow = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
-  const __m256 overflow = _mm256_cmp_ps(x, hi, _CMP_GT_OQ);
-  // max/min return their second operand when one is NaN, so a NaN input flows through.
-  __m256 xc = _mm256_min_ps(hi, _mm256_max_ps(lo, x));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(kLog2e)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Hi), xc);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Lo), r);
-  __m256 p = _mm256_set1_ps(kExpP0);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kExpP1));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kExpP2));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kExpP3));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kExpP4));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kExpP5));
-  const __m256 r2 = _mm256_mul_ps(r, r);
-  const __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, r2, r), _mm256_set1_ps(1.0f));
-  const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  __m256 out = _mm256_mul_ps(y, _mm256_castsi256_ps(bits));
-  out = _mm256_andnot_ps(underflow, out);
-  return _mm256_blendv_ps(out, _mm256_set1_ps(kInf), overflow);
-}
-
-inline float HorizontalSum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-inline float HorizontalMax(__m256 v) {
-  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_max_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-#endif
-
-float RowMax(const float* x, int n) {
-  int j = 0;
-  float m = -kInf;
-#ifdef __AVX2__
-  __m256 vm = _mm256_set1_ps(-kInf);
-  for (; j + 8 <= n; j += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(x + j));
-  m = HorizontalMax(vm);
-#endif
-  for (; j < n; ++j) m = std::max(m, x[j]);
-  return m;
-}
-
-// x[j] = exp(x[j] - shift); returns the sum of the results.
-float ExpShiftSum(float* x, int n, float shift) {
-  int j = 0;
-  float sum = 0.0f;
-#ifdef __AVX2__
-  const __m256 vs = _mm256_set1_ps(shift);
-  __m256 acc = _mm256_setzero_ps();
-  for (; j + 8 <= n; j += 8) {
-    const __m256 e = ExpApprox8(_mm256_sub_ps(_mm256_loadu_ps(x + j), vs));
-    _mm256_storeu_ps(x + j, e);
-    acc = _mm256_add_ps(acc, e);
-  }
-  sum = HorizontalSum(acc);
-#endif
-  for (; j < n; ++j) {
-    x[j] = ExpApprox(x[j] - shift);
-    sum += x[j];
-  }
-  return sum;
-}
-
-// ds[j] = p[j] · (dp[j] - delta), in place over dp.
-void SoftmaxGrad(const float* p, float* dp, int n, float delta) {
-  for (int j = 0; j < n; ++j) dp[j] = p[j] * (dp[j] - delta);
-}
-
-float Dot(const float* a, const float* b, int n) {
-  int j = 0;
-  float sum = 0.0f;
-#ifdef __AVX2__
-  __m256 acc = _mm256_setzero_ps();
-  for (; j + 8 <= n; j += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + j), _mm256_loadu_ps(b + j), acc);
-  sum = HorizontalSum(acc);
-#endif
-  for (; j < n; ++j) sum = std::fma(a[j], b[j], sum);
-  return sum;
-}
+// Block sizes. A packed query block has about kBlockRows rows (group × block_q tokens), a key
+// block kBlockK tokens: large enough that the GEMMs on them run near peak and the packing OpenBLAS
+// does per call is amortised, small enough that the score blocks (rows × kBlockK floats, two of
+// them in the backward pass, 1 MiB) stay in L2 between the GEMM that writes them and the GEMMs
+// that read them. Chosen by measurement (bench/attention.ts); changing them changes results in the
+// last bits (summation order), never correctness.
+constexpr int kBlockRows = 256;
+constexpr int kBlockK = 512;
 
 // The geometry shared by forward and backward: which rows and columns a block pair covers.
 struct Geometry {
   int group;                   // query heads per kv head
-  int block_q;                 // query tokens per block (≤ kBlockQ)
-  int block_k;                 // key tokens per block (≤ kBlockK)
+  int block_q;                 // query tokens per block
+  int block_k;                 // key tokens per block
   int rows;                    // group × block_q: rows of a packed query block
   size_t q_stride, kv_stride;  // floats between consecutive tokens of q and of k
 
   explicit Geometry(const AttentionDims& d)
       : group(d.heads / d.kv_heads),
-        block_q(std::min(d.q_len, kBlockQ)),
+        block_q(std::min(d.q_len, std::max(1, kBlockRows / group))),
         block_k(std::min(d.kv_len, kBlockK)),
         rows(group * block_q),
         q_stride(static_cast<size_t>(d.heads) * d.head_dim),
@@ -251,12 +123,12 @@ void CheckAttentionDims(const AttentionDims& d, AttentionMask mask) {
 }
 
 // Forward workspace: packed queries and output accumulators (rows × head_dim each), the score
-// block (rows × block_k), and the running max and denominator per row.
+// block (rows × block_k), and the running max, denominator and rescaling factor per row.
 size_t FlashAttentionForwardWorkspace(const AttentionDims& d) {
   CheckAttentionDims(d, AttentionMask::kNone);
   const Geometry geo(d);
   const size_t rows = geo.rows;
-  return 2 * rows * d.head_dim + rows * geo.block_k + 2 * rows;
+  return 2 * rows * d.head_dim + rows * geo.block_k + 3 * rows;
 }
 
 // Backward workspace: packed Q, dO and dQ (rows × head_dim each), the probability and dP/dS
@@ -278,6 +150,7 @@ void FlashAttentionForward(const AttentionDims& d, AttentionMask mask, const flo
   float* s = acc + static_cast<size_t>(geo.rows) * D;
   float* row_max = s + static_cast<size_t>(geo.rows) * geo.block_k;
   float* row_sum = row_max + geo.rows;
+  float* row_alpha = row_sum + geo.rows;
   const int ld = geo.block_k;
 
   for (int g = 0; g < d.kv_heads; ++g) {
@@ -299,17 +172,22 @@ void FlashAttentionForward(const AttentionDims& d, AttentionMask mask, const flo
                     kg + k0 * geo.kv_stride, static_cast<int>(geo.kv_stride), 0.0f, s, ld);
         if (mask == AttentionMask::kCausal && k0 + nk - 1 > q0) MaskCausal(s, ld, geo.group, nq, nk, q0, k0);
         // Online softmax: shift by the new running max, rescale what was accumulated under the
-        // old one. A row that has seen only masked keys keeps max -inf; it is shifted by 0 so that
-        // exp(-inf - 0) = 0 rather than exp(-inf + inf) = NaN.
+        // old one by alpha = exp(old max - new max). A row that has seen only masked keys keeps
+        // max -inf; it is shifted by 0 so that exp(-inf - 0) = 0 rather than exp(-inf + inf) = NaN.
         for (int r = 0; r < rows; ++r) {
-          float* sr = s + static_cast<size_t>(r) * ld;
-          const float m_new = std::max(row_max[r], RowMax(sr, nk));
-          const float shift = m_new == -kInf ? 0.0f : m_new;
-          const float alpha = ExpApprox(row_max[r] - shift);
-          row_sum[r] = row_sum[r] * alpha + ExpShiftSum(sr, nk, shift);
+          const float m_new = std::max(row_max[r], rows::Max(s + static_cast<size_t>(r) * ld, nk));
+          row_alpha[r] = row_max[r] - (m_new == -kInf ? 0.0f : m_new);
           row_max[r] = m_new;
-          float* ar = acc + static_cast<size_t>(r) * D;
-          for (int c = 0; c < D; ++c) ar[c] *= alpha;
+        }
+        rows::ExpShiftSum(row_alpha, rows, 0.0f);
+        for (int r = 0; r < rows; ++r) {
+          const float shift = row_max[r] == -kInf ? 0.0f : row_max[r];
+          row_sum[r] =
+              row_sum[r] * row_alpha[r] + rows::ExpShiftSum(s + static_cast<size_t>(r) * ld, nk, shift);
+          if (row_alpha[r] != 1.0f) {
+            float* ar = acc + static_cast<size_t>(r) * D;
+            for (int c = 0; c < D; ++c) ar[c] *= row_alpha[r];
+          }
         }
         // acc += P · Vb
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, D, nk, 1.0f, s, ld,
@@ -365,7 +243,7 @@ void FlashAttentionBackward(const AttentionDims& d, AttentionMask mask, const fl
           const int r = j * nq + i;
           const size_t at = (q0 + i) * geo.q_stride + static_cast<size_t>(h) * D;
           // delta = rowsum(dO∘O) = rowsum(P∘dP): the softmax Jacobian's correction term.
-          row_delta[r] = Dot(dout + at, o + at, D);
+          row_delta[r] = rows::Dot(dout + at, o + at, D);
           // A row with no visible key has lse = -inf and P = 0; shifting by +inf gives exactly 0.
           const float l = lse[static_cast<size_t>(q0 + i) * d.heads + h];
           row_lse[r] = l == -kInf ? kInf : l;
@@ -381,12 +259,13 @@ void FlashAttentionBackward(const AttentionDims& d, AttentionMask mask, const fl
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, nk, D, d.scale, qp, D, kb, kv_ld, 0.0f, p,
                     ld);
         if (mask == AttentionMask::kCausal && k0 + nk - 1 > q0) MaskCausal(p, ld, geo.group, nq, nk, q0, k0);
-        for (int r = 0; r < rows; ++r) ExpShiftSum(p + static_cast<size_t>(r) * ld, nk, row_lse[r]);
+        for (int r = 0; r < rows; ++r) rows::ExpShiftSum(p + static_cast<size_t>(r) * ld, nk, row_lse[r]);
         // dP = dOp · Vbᵀ, then dS = P∘(dP − delta) in place
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, nk, D, 1.0f, dop, D, vb, kv_ld, 0.0f, ds,
                     ld);
         for (int r = 0; r < rows; ++r) {
-          SoftmaxGrad(p + static_cast<size_t>(r) * ld, ds + static_cast<size_t>(r) * ld, nk, row_delta[r]);
+          rows::SoftmaxGrad(p + static_cast<size_t>(r) * ld, ds + static_cast<size_t>(r) * ld, nk,
+                            row_delta[r]);
         }
         // dVb += Pᵀ · dOp;  dKb += scale · dSᵀ · Qp;  dQp += scale · dS · Kb
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, rows, 1.0f, p, ld, dop, D, 1.0f,
