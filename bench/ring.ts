@@ -40,7 +40,19 @@ async function singleProcessCpuSeconds(): Promise<number> {
   const dims = { qLen: seqLen, kvLen: seqLen, heads, kvHeads, headDim };
   const before = process.cpuUsage();
   await addon.flashAttentionForward(dims, 'causal', q, kv, kv, o, lse);
-  await addon.flashAttentionBackward(dims, 'causal', q, kv, kv, o, lse, q, new Float32Array(q.length), new Float32Array(kv.length), new Float32Array(kv.length));
+  await addon.flashAttentionBackward(
+    dims,
+    'causal',
+    q,
+    kv,
+    kv,
+    o,
+    lse,
+    q,
+    new Float32Array(q.length),
+    new Float32Array(kv.length),
+    new Float32Array(kv.length),
+  );
   const used = process.cpuUsage(before);
   return (used.user + used.system) / 1e6;
 }
@@ -51,7 +63,9 @@ async function runRing(redisPort: number, sharding: Sharding): Promise<RankRepor
   const group = new RankGroup({
     script,
     ranks: [...Array(world).keys()],
-    args: (rank) => [JSON.stringify({ rank, world, redisPort, prefix, sharding, ...shape } satisfies RingBenchJob)],
+    args: (rank) => [
+      JSON.stringify({ rank, world, redisPort, prefix, sharding, ...shape } satisfies RingBenchJob),
+    ],
   });
   try {
     const reports: RankReport[] = [];
@@ -75,13 +89,39 @@ export async function run(emit: Emit): Promise<void> {
       const reports = await runRing(redis.port, sharding);
       const cpu = reports.map((r) => r.forward.computeCpuSeconds + r.backward.computeCpuSeconds);
       const mean = cpu.reduce((a, b) => a + b, 0) / cpu.length;
-      const hidden = reports.map((r) => 1 - (r.forward.waitSeconds + r.backward.waitSeconds) / r.exchangeSeconds);
+      const hidden = reports.map(
+        (r) => 1 - (r.forward.waitSeconds + r.backward.waitSeconds) / r.exchangeSeconds,
+      );
       const bytes = reports.map((r) => r.forward.bytesSent + r.backward.bytesSent);
       const extra = { sharding, ranks: world, ...shape };
-      emit({ bench: 'ring', metric: 'balance_max_over_mean', value: Math.max(...cpu) / mean, unit: 'ratio', ...extra });
-      emit({ bench: 'ring', metric: 'overhead_vs_single', value: (mean * cpu.length) / single, unit: 'ratio', ...extra });
-      emit({ bench: 'ring', metric: 'comm_hidden_fraction', value: hidden.reduce((a, b) => a + b, 0) / hidden.length, unit: 'fraction', ...extra });
-      emit({ bench: 'ring', metric: 'bytes_sent_per_rank', value: bytes.reduce((a, b) => a + b, 0) / bytes.length, unit: 'bytes', ...extra });
+      emit({
+        bench: 'ring',
+        metric: 'balance_max_over_mean',
+        value: Math.max(...cpu) / mean,
+        unit: 'ratio',
+        ...extra,
+      });
+      emit({
+        bench: 'ring',
+        metric: 'overhead_vs_single',
+        value: (mean * cpu.length) / single,
+        unit: 'ratio',
+        ...extra,
+      });
+      emit({
+        bench: 'ring',
+        metric: 'comm_hidden_fraction',
+        value: hidden.reduce((a, b) => a + b, 0) / hidden.length,
+        unit: 'fraction',
+        ...extra,
+      });
+      emit({
+        bench: 'ring',
+        metric: 'bytes_sent_per_rank',
+        value: bytes.reduce((a, b) => a + b, 0) / bytes.length,
+        unit: 'bytes',
+        ...extra,
+      });
     }
   } finally {
     await redis.stop();

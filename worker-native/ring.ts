@@ -56,6 +56,7 @@ export interface RingApi {
 }
 
 declare module './native.js' {
+  // eslint-disable-next-line @typescript-eslint/no-empty-object-type
   interface NativeAddon extends RingApi {}
 }
 

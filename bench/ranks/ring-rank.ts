@@ -34,7 +34,13 @@ async function main(): Promise<void> {
   const tokens = job.seqLen / job.world;
   const qSize = tokens * job.heads * job.headDim;
   const kvSize = tokens * job.kvHeads * job.headDim;
-  const comm = await addon.createCommunicator({ rank: job.rank, size: job.world, redisPort: job.redisPort, prefix: job.prefix, timeoutMs: 600_000 });
+  const comm = await addon.createCommunicator({
+    rank: job.rank,
+    size: job.world,
+    redisPort: job.redisPort,
+    prefix: job.prefix,
+    timeoutMs: 600_000,
+  });
   await comm.barrier();
   const result = await addon.ringAttention(
     comm,
@@ -56,7 +62,14 @@ async function main(): Promise<void> {
   for (let h = 0; h < hops; h++) await Promise.all([comm.send(next, block, 9), comm.recv(prev, inbox, 9)]);
   const exchangeSeconds = Number(process.hrtime.bigint() - started) / 1e9;
   await comm.close();
-  report({ done: true, ok: true, rank: job.rank, forward: result.forward, backward: result.backward, exchangeSeconds });
+  report({
+    done: true,
+    ok: true,
+    rank: job.rank,
+    forward: result.forward,
+    backward: result.backward,
+    exchangeSeconds,
+  });
   finish(0);
 }
 

@@ -30,7 +30,8 @@ function generator(seed: number): () => number {
 /** Values are float32-representable, so float32 and float64 references see the same inputs. */
 export function attentionInputs(c: RingCase): AttentionInputs {
   const next = generator(c.seed);
-  const fill = (n: number, scale: number) => Float64Array.from({ length: n }, () => Math.fround((next() * 2 - 1) * scale));
+  const fill = (n: number, scale: number) =>
+    Float64Array.from({ length: n }, () => Math.fround((next() * 2 - 1) * scale));
   return {
     q: fill(c.seqLen * c.heads * c.headDim, 1.5),
     k: fill(c.seqLen * c.kvHeads * c.headDim, 1.5),
@@ -47,6 +48,11 @@ export function gatherRows(full: Float64Array, width: number, positions: Int32Ar
 }
 
 /** The inverse: writes a rank's local rows back at their global positions. */
-export function scatterRows(local: Float32Array, width: number, positions: Int32Array, into: Float32Array): void {
+export function scatterRows(
+  local: Float32Array,
+  width: number,
+  positions: Int32Array,
+  into: Float32Array,
+): void {
   positions.forEach((p, i) => into.set(local.subarray(i * width, (i + 1) * width), p * width));
 }

@@ -129,6 +129,8 @@ export function report(message: RankMessage): void {
 }
 
 /** Ends a rank: exitWithParent keeps the event loop alive, so ranks leave explicitly. */
-export function finish(code: number): never {
-  process.exit(code);
+export function finish(code: number): void {
+  // Exit only once stdout has drained: a pipe is written asynchronously, and exiting at once can
+  // cut a long last report short.
+  process.stdout.write('', () => process.exit(code));
 }
