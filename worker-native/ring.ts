@@ -25,6 +25,9 @@ export interface RingPassStats {
   computeCpuSeconds: number;
   waitSeconds: number;
   bytesSent: number;
+  bytesReceived: number;
+  /** Of bytesReceived, the blocks that had fully arrived when the rank came to use them. */
+  bytesReceivedReady: number;
 }
 
 export interface RingResult {

@@ -33,6 +33,8 @@ Napi::Object StatsObject(Napi::Env env, const ring::RingStats& s) {
   out.Set("computeCpuSeconds", s.compute_cpu_seconds);
   out.Set("waitSeconds", s.wait_seconds);
   out.Set("bytesSent", static_cast<double>(s.bytes_sent));
+  out.Set("bytesReceived", static_cast<double>(s.bytes_received));
+  out.Set("bytesReceivedReady", static_cast<double>(s.bytes_received_ready));
   return out;
 }
 

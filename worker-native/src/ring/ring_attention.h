@@ -34,6 +34,10 @@ struct RingStats {
   double compute_cpu_seconds = 0;  // this thread's CPU time there (unaffected by other processes)
   double wait_seconds = 0;         // blocked waiting for a transfer to complete
   uint64_t bytes_sent = 0;         // payload bytes this rank sent
+  // Received blocks, and those that had fully arrived when the rank came to use them: their
+  // ratio is how much of the exchange the computation hid.
+  uint64_t bytes_received = 0;
+  uint64_t bytes_received_ready = 0;
   void Reset() { *this = RingStats{}; }
 };
 
@@ -67,6 +71,8 @@ class RingAttention final : public model::SequenceAttention {
     int kv_begin, kv_len;  // rows of the held K/V block
   };
   Block BlockAt(int step, int local_len) const;
+  // Waits for a receive and records whether it had already arrived.
+  void WaitReceive(comm::PendingTransfer& transfer, size_t bytes);
 
   comm::Communicator* comm_;
   std::shared_ptr<Arena> arena_;
