@@ -1,0 +1,150 @@
+// What one rank writes into a checkpoint and reads back on resume (format: checkpoints/).
+//   rank 0:     model.safetensors (HF Qwen2 names), config.json (HF), trainer_state.json
+//   every rank: optimizer-rank-RRRRR-of-NNNNN.safetensors (its ZeRO-1 shard of the AdamW moments)
+// Every rank writes into the same temporary folder and records its files; rank 0 waits for all
+// records, writes the manifest and publishes the folder with one rename. Saving runs in the
+// background (Node's file I/O happens on libuv's threads) while training goes on: it works on a
+// snapshot copied out of the trainer, so later steps cannot change what is being written.
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { commitCheckpoint, temporaryFolder, waitForParts, writeJsonFile, writePartRecord } from '../../checkpoints/commit.js';
+import type { CheckpointManifest, FileRecord } from '../../checkpoints/manifest.js';
+import { readOptimizerRange, writeOptimizerShard } from '../../checkpoints/optimizer-shards.js';
+import { applyRetention, type RetentionPolicy } from '../../checkpoints/retention.js';
+import { asFloat32, readSafetensors, writeSafetensors } from '../../checkpoints/safetensors.js';
+import type { ModelConfig } from '../../orchestrator/spec/presets.js';
+import type { ParameterView, TrainerSnapshot } from '../trainer.js';
+
+export const MODEL_FILE = 'model.safetensors';
+export const CONFIG_FILE = 'config.json';
+export const TRAINER_STATE_FILE = 'trainer_state.json';
+
+/** Where training stands, beyond the tensors: enough to continue bit-exactly. */
+export interface TrainerState {
+  /** Optimizer steps completed. */
+  step: number;
+  adamStep: number;
+  /** Sequences consumed so far (the next micro-batch reads sequence `sequenceCursor`). */
+  sequenceCursor: number;
+  tokensSeen: number;
+  lastLoss: number;
+  seed: number;
+  /** World size when saved (resume may use another). */
+  worldSize: number;
+}
+
+export interface SaveContext {
+  checkpointsDir: string;
+  jobId: string;
+  rank: number;
+  world: number;
+  config: ModelConfig;
+  views: ParameterView[];
+  shard: { begin: number; end: number };
+  numParameters: number;
+  retention: RetentionPolicy;
+  /** How long rank 0 waits for the other ranks' files. */
+  partsTimeoutMs: number;
+}
+
+export interface SavedCheckpoint {
+  step: number;
+  dir: string;
+  bytes: number;
+  seconds: number;
+}
+
+/** Hugging Face config.json for a Qwen2 causal LM with these weights. */
+export function hfConfig(config: ModelConfig): Record<string, unknown> {
+  return {
+    architectures: ['Qwen2ForCausalLM'],
+    model_type: 'qwen2',
+    hidden_act: 'silu',
+    torch_dtype: 'float32',
+    ...config,
+  };
+}
+
+/** Writes this rank's part of checkpoint `state.step`; rank 0 also commits it (returns its info). */
+export async function saveCheckpoint(ctx: SaveContext, snapshot: TrainerSnapshot, state: TrainerState): Promise<SavedCheckpoint | undefined> {
+  const started = Date.now();
+  const tmp = temporaryFolder(ctx.checkpointsDir, state.step);
+  await mkdir(tmp, { recursive: true });
+  const files: Record<string, FileRecord> = {};
+  const [optName, optRecord] = await writeOptimizerShard(tmp, ctx.rank, ctx.world, {
+    begin: ctx.shard.begin,
+    end: ctx.shard.end,
+    total: ctx.numParameters,
+    expAvg: snapshot.expAvg,
+    expAvgSq: snapshot.expAvgSq,
+  });
+  files[optName] = optRecord;
+  if (ctx.rank === 0) {
+    files[MODEL_FILE] = await writeSafetensors(
+      join(tmp, MODEL_FILE),
+      ctx.views.map((v) => ({
+        name: v.name,
+        dtype: 'F32' as const,
+        shape: v.shape,
+        data: snapshot.params.subarray(v.offset, v.offset + v.shape.reduce((a, b) => a * b, 1)),
+      })),
+      { format: 'pt' },
+    );
+    const [configName, configRecord] = await writeJsonFile(tmp, CONFIG_FILE, hfConfig(ctx.config));
+    files[configName] = configRecord;
+    const [stateName, stateRecord] = await writeJsonFile(tmp, TRAINER_STATE_FILE, { ...state, adamStep: snapshot.adamStep });
+    files[stateName] = stateRecord;
+  }
+  await writePartRecord(tmp, ctx.rank, files);
+  if (ctx.rank !== 0) return undefined;
+  const all = await waitForParts(tmp, ctx.world, ctx.partsTimeoutMs);
+  const dir = await commitCheckpoint(ctx.checkpointsDir, tmp, {
+    step: state.step,
+    worldSize: ctx.world,
+    jobId: ctx.jobId,
+    config: { model: ctx.config, numParameters: ctx.numParameters },
+    files: all,
+  });
+  await applyRetention(ctx.checkpointsDir, ctx.retention);
+  const bytes = Object.values(all).reduce((a, r) => a + r.bytes, 0);
+  return { step: state.step, dir, bytes, seconds: (Date.now() - started) / 1000 };
+}
+
+export interface LoadedCheckpoint {
+  params: Float32Array;
+  expAvg: Float32Array;
+  expAvgSq: Float32Array;
+  adamStep: number;
+  state: TrainerState;
+}
+
+/**
+ * Reads what this rank needs from a verified checkpoint: the full parameters, the AdamW moments of
+ * its own shard (assembled from the saved shards, whatever the saved world size), the state.
+ */
+export async function loadCheckpoint(
+  dir: string,
+  manifest: CheckpointManifest,
+  views: ParameterView[],
+  numParameters: number,
+  shard: { begin: number; end: number },
+): Promise<LoadedCheckpoint> {
+  const { tensors } = await readSafetensors(join(dir, MODEL_FILE));
+  const params = new Float32Array(numParameters);
+  for (const v of views) {
+    const bytes = tensors.get(v.name);
+    const count = v.shape.reduce((a, b) => a * b, 1);
+    if (!bytes) throw new Error(`${dir}/${MODEL_FILE}: tensor ${v.name} is missing`);
+    if (bytes.byteLength !== count * 4) {
+      throw new Error(`${dir}/${MODEL_FILE}: tensor ${v.name} has ${bytes.byteLength / 4} values, the model needs ${count}`);
+    }
+    params.set(asFloat32(bytes), v.offset);
+  }
+  const moments = await readOptimizerRange(dir, manifest, shard.begin, shard.end);
+  if (moments.total !== numParameters) {
+    throw new Error(`${dir}: optimizer state covers ${moments.total} parameters, the model has ${numParameters}`);
+  }
+  const state = JSON.parse(await readFile(join(dir, TRAINER_STATE_FILE), 'utf8')) as TrainerState;
+  return { params, expAvg: moments.expAvg, expAvgSq: moments.expAvgSq, adamStep: state.adamStep, state };
+}
