@@ -20,6 +20,8 @@ export interface RankGroupOptions {
   ranks: readonly number[];
   args: (rank: number) => string[];
   env?: NodeJS.ProcessEnv;
+  /** Options for node itself, e.g. ['--expose-gc']. */
+  nodeOptions?: string[];
 }
 
 interface RankState {
@@ -36,7 +38,7 @@ export class RankGroup {
 
   constructor(options: RankGroupOptions) {
     for (const rank of options.ranks) {
-      const child = spawn(process.execPath, [options.script, ...options.args(rank)], {
+      const child = spawn(process.execPath, [...(options.nodeOptions ?? []), options.script, ...options.args(rank)], {
         stdio: ['pipe', 'pipe', 'pipe'],
         env: options.env ?? process.env,
       });
