@@ -9,6 +9,7 @@ static Napi::Object InitLongctx(Napi::Env env, Napi::Object exports) {
   longctx::addon::RegisterKernels(env, exports);
   longctx::addon::RegisterAttention(env, exports);
   longctx::addon::RegisterData(env, exports);
+  longctx::addon::RegisterRing(env, exports);
   return exports;
 }
 

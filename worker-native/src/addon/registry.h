@@ -12,6 +12,7 @@ void RegisterKernels(Napi::Env env, Napi::Object exports);  // CPU kernels and t
 void RegisterData(Napi::Env env, Napi::Object exports);     // token file reader, zigzag map
 
 // CPU attention kernels (flash and naive reference) and the ring merge.
-void RegisterAttention(Napi::Env env, Napi::Object exports);
+void RegisterAttention(Napi::Env env, Napi::Object exports);  // CPU flash attention kernels
+void RegisterRing(Napi::Env env, Napi::Object exports);       // ring attention over a communicator
 
 }  // namespace longctx::addon
