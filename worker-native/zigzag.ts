@@ -38,6 +38,7 @@ export function zigzagShard(seqLen: number, worldSize: number, rank: number): Zi
 }
 
 export function zigzagPlan(seqLen: number, worldSize: number): ZigzagShard[] {
+  checkZigzag(seqLen, worldSize);
   return Array.from({ length: worldSize }, (_, r) => zigzagShard(seqLen, worldSize, r));
 }
 

@@ -7,6 +7,9 @@ static Napi::Object InitLongctx(Napi::Env env, Napi::Object exports) {
   longctx::addon::RegisterSystem(env, exports);
   longctx::addon::RegisterComm(env, exports);
   longctx::addon::RegisterKernels(env, exports);
+  longctx::addon::RegisterAttention(env, exports);
+  longctx::addon::RegisterData(env, exports);
+  longctx::addon::RegisterRing(env, exports);
   return exports;
 }
 

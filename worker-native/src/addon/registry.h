@@ -9,5 +9,10 @@ namespace longctx::addon {
 void RegisterSystem(Napi::Env env, Napi::Object exports);   // build info, sgemm probe
 void RegisterComm(Napi::Env env, Napi::Object exports);     // gloo communicator
 void RegisterKernels(Napi::Env env, Napi::Object exports);  // CPU kernels and the arena
+void RegisterData(Napi::Env env, Napi::Object exports);     // token file reader, zigzag map
+
+// CPU attention kernels (flash and naive reference) and the ring merge.
+void RegisterAttention(Napi::Env env, Napi::Object exports);  // CPU flash attention kernels
+void RegisterRing(Napi::Env env, Napi::Object exports);       // ring attention over a communicator
 
 }  // namespace longctx::addon

@@ -1,0 +1,332 @@
+// The `data` commands: `pack`, `synth` and `check`. The longctx CLI mounts runDataCommand under
+// `longctx data`; data/main.ts runs it standalone. Exit codes: 0 ok, 1 failure (bad data, I/O),
+// 2 usage error (unknown option, bad value) — every message says what to do next.
+import { DataInputError } from './documents.js';
+import { TokenIndexError } from './index-file.js';
+import { pack } from './pack.js';
+import { SYNTH_DEFAULTS, synth } from './synth.js';
+import { tokenizerByName, tokenizerNames } from './tokenizer.js';
+import { checkDataFile } from './validate.js';
+
+export interface CommandIo {
+  stdout: { write(text: string): unknown };
+  stderr: { write(text: string): unknown };
+}
+
+const PROGRAM = 'longctx data';
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+const MAIN_HELP = `Usage: ${PROGRAM} <command> [options]
+
+Commands:
+  pack    tokenize documents into one packed token stream with a JSON index
+  synth   generate an offline corpus (filler and passkey-retrieval documents) as JSONL
+  check   check a packed token file against its index before training
+
+Run '${PROGRAM} <command> --help' for a command's options.
+`;
+
+const PACK_HELP = `Usage: ${PROGRAM} pack --out DIR|FILE [options] INPUT...
+
+Tokenizes documents, optionally thins out short ones, shuffles them by seed and writes one token
+stream (little-endian uint32, a BOS before every document) with a JSON index beside it.
+The same inputs and seed always give byte-identical output.
+
+Inputs: .jsonl/.ndjson files (one {"text": "..."} object per line), any other file (one document),
+or folders (their .jsonl, .ndjson and .txt files, recursively, in sorted order).
+
+Options:
+  --out DIR|FILE           token file to write (corpus.bin → corpus.index.json beside it), or a
+                           folder (tokens.bin and tokens.index.json in it)
+  --seed N                 seed for the shuffle and the upsampling draws (default 0)
+  --upsample-threshold T   documents with fewer than T tokens are "short"; with --keep-prob,
+                           short documents are kept with probability P and long ones always,
+                           which shifts the mix toward long documents
+  --keep-prob P            probability (0..1) of keeping a short document
+  --tokenizer NAME         ${tokenizerNames.join(', ')} (default byte: UTF-8 bytes + BOS/EOS/PAD)
+  --json                   print the result as one JSON object
+  -h, --help               show this help
+
+There is no --seq-len: training cuts the stream into sequences of the job's seq_len.
+`;
+
+const SYNTH_HELP = `Usage: ${PROGRAM} synth --out FILE [options]
+
+Writes a deterministic synthetic corpus as JSONL ({"kind", "text", ...} per line): filler
+documents of readable pseudo-English, and passkey documents that hide a 5-digit key at a random
+depth and ask for it at the end ("What is the pass key? The pass key is 12345.").
+
+Options:
+  --out FILE               JSONL file to write
+  --docs N                 number of documents (default ${SYNTH_DEFAULTS.docs} unless --bytes is given)
+  --bytes N                stop once the documents' text reaches N bytes
+  --passkey-fraction F     share of passkey documents, 0..1 (default ${SYNTH_DEFAULTS.passkeyFraction})
+  --min-chars N            shortest target document length (default ${SYNTH_DEFAULTS.minChars})
+  --max-chars N            longest target document length (default ${SYNTH_DEFAULTS.maxChars})
+  --seed N                 seed (default ${SYNTH_DEFAULTS.seed})
+  --json                   print the result as one JSON object
+  -h, --help               show this help
+`;
+
+const CHECK_HELP = `Usage: ${PROGRAM} check INDEX|TOKENS --seq-len S [options]
+
+Checks that a packed token file exists, matches its index and holds at least one sequence.
+
+Options:
+  --seq-len S              tokens per training sequence (required)
+  --sequences N            sequences the job will read (warns when the data would repeat)
+  --verify                 also recompute the sha256 (reads the whole file)
+  --json                   print the result as one JSON object
+  -h, --help               show this help
+`;
+
+type FlagKind = 'string' | 'boolean';
+
+interface ParsedArgs {
+  flags: Map<string, string | true>;
+  positionals: string[];
+}
+
+/** `--name value`, `--name=value`, boolean `--name`; anything else starting with '-' is an error. */
+export function parseArgs(
+  argv: readonly string[],
+  spec: Record<string, FlagKind>,
+  command: string,
+): ParsedArgs {
+  const flags = new Map<string, string | true>();
+  const positionals: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      positionals.push(...argv.slice(i + 1));
+      break;
+    }
+    if (arg === '-h') {
+      flags.set('help', true);
+      continue;
+    }
+    if (!arg.startsWith('--')) {
+      if (arg.startsWith('-') && arg !== '-') throw new UsageError(`unknown option ${arg} for '${command}'`);
+      positionals.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const name = arg.slice(2, eq === -1 ? undefined : eq);
+    const kind = spec[name];
+    if (kind === undefined) throw new UsageError(`unknown option --${name} for '${command}'`);
+    if (kind === 'boolean') {
+      if (eq !== -1) throw new UsageError(`option --${name} takes no value`);
+      flags.set(name, true);
+      continue;
+    }
+    let value: string | undefined;
+    if (eq !== -1) value = arg.slice(eq + 1);
+    else value = argv[++i];
+    if (value === undefined || (eq === -1 && value.startsWith('--'))) {
+      throw new UsageError(`option --${name} needs a value`);
+    }
+    if (flags.has(name)) throw new UsageError(`option --${name} is given twice`);
+    flags.set(name, value);
+  }
+  return { flags, positionals };
+}
+
+function stringFlag(args: ParsedArgs, name: string): string | undefined {
+  const v = args.flags.get(name);
+  return v === true ? undefined : v;
+}
+
+function integerFlag(args: ParsedArgs, name: string, min: number): number | undefined {
+  const v = stringFlag(args, name);
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isSafeInteger(n) || n < min) {
+    throw new UsageError(`--${name} must be an integer >= ${min}, got '${v}'`);
+  }
+  return n;
+}
+
+function fractionFlag(args: ParsedArgs, name: string): number | undefined {
+  const v = stringFlag(args, name);
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v.trim() === '' || !(n >= 0 && n <= 1))
+    throw new UsageError(`--${name} must be a number from 0 to 1, got '${v}'`);
+  return n;
+}
+
+const PACK_FLAGS: Record<string, FlagKind> = {
+  out: 'string',
+  seed: 'string',
+  'upsample-threshold': 'string',
+  'keep-prob': 'string',
+  tokenizer: 'string',
+  json: 'boolean',
+  help: 'boolean',
+};
+
+async function packCommand(argv: readonly string[], io: CommandIo): Promise<number> {
+  const args = parseArgs(argv, PACK_FLAGS, 'data pack');
+  if (args.flags.has('help')) {
+    io.stdout.write(PACK_HELP);
+    return 0;
+  }
+  const out = stringFlag(args, 'out');
+  if (out === undefined) throw new UsageError('--out is required: the token file (or folder) to write');
+  if (args.positionals.length === 0)
+    throw new UsageError('no inputs: give JSONL or text files, or folders of them');
+  const seed = integerFlag(args, 'seed', 0) ?? 0;
+  const threshold = integerFlag(args, 'upsample-threshold', 1);
+  const keepProb = fractionFlag(args, 'keep-prob');
+  if ((threshold === undefined) !== (keepProb === undefined)) {
+    throw new UsageError('--upsample-threshold and --keep-prob go together: give both or neither');
+  }
+  let tokenizer;
+  try {
+    tokenizer = tokenizerByName(stringFlag(args, 'tokenizer') ?? 'byte');
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const upsample = threshold !== undefined && keepProb !== undefined ? { threshold, keepProb } : null;
+  const result = await pack({ inputs: args.positionals, out, seed, upsample, tokenizer });
+  const { index } = result;
+  if (args.flags.has('json')) {
+    io.stdout.write(
+      JSON.stringify({
+        tokenPath: result.tokenPath,
+        indexPath: result.indexPath,
+        tokens: index.tokens,
+        documents: index.documents,
+        sha256: index.sha256,
+      }) + '\n',
+    );
+  } else {
+    const d = index.documents;
+    io.stdout.write(
+      `packed ${d.kept} documents (${d.read} read, ${d.dropped} dropped by upsampling, ${d.empty} empty) ` +
+        `from ${index.sources.length} file(s): ${index.tokens} tokens\n` +
+        `  tokens ${result.tokenPath}\n  index  ${result.indexPath}\n  sha256 ${index.sha256}\n`,
+    );
+  }
+  return 0;
+}
+
+const SYNTH_FLAGS: Record<string, FlagKind> = {
+  out: 'string',
+  docs: 'string',
+  bytes: 'string',
+  'passkey-fraction': 'string',
+  'min-chars': 'string',
+  'max-chars': 'string',
+  seed: 'string',
+  json: 'boolean',
+  help: 'boolean',
+};
+
+async function synthCommand(argv: readonly string[], io: CommandIo): Promise<number> {
+  const args = parseArgs(argv, SYNTH_FLAGS, 'data synth');
+  if (args.flags.has('help')) {
+    io.stdout.write(SYNTH_HELP);
+    return 0;
+  }
+  if (args.positionals.length > 0) throw new UsageError(`unexpected argument '${args.positionals[0]}'`);
+  const out = stringFlag(args, 'out');
+  if (out === undefined) throw new UsageError('--out is required: the JSONL file to write');
+  const result = await synth(out, {
+    docs: integerFlag(args, 'docs', 1),
+    bytes: integerFlag(args, 'bytes', 1),
+    passkeyFraction: fractionFlag(args, 'passkey-fraction'),
+    minChars: integerFlag(args, 'min-chars', 1),
+    maxChars: integerFlag(args, 'max-chars', 1),
+    seed: integerFlag(args, 'seed', 0),
+  });
+  if (args.flags.has('json')) io.stdout.write(JSON.stringify(result) + '\n');
+  else {
+    io.stdout.write(
+      `wrote ${result.documents} documents (${result.passkeyDocuments} passkey) to ${result.path}: ` +
+        `${result.textBytes} bytes of text\n`,
+    );
+  }
+  return 0;
+}
+
+const CHECK_FLAGS: Record<string, FlagKind> = {
+  'seq-len': 'string',
+  sequences: 'string',
+  verify: 'boolean',
+  json: 'boolean',
+  help: 'boolean',
+};
+
+async function checkCommand(argv: readonly string[], io: CommandIo): Promise<number> {
+  const args = parseArgs(argv, CHECK_FLAGS, 'data check');
+  if (args.flags.has('help')) {
+    io.stdout.write(CHECK_HELP);
+    return 0;
+  }
+  if (args.positionals.length !== 1) throw new UsageError('give exactly one index or token file to check');
+  const seqLen = integerFlag(args, 'seq-len', 1);
+  if (seqLen === undefined) throw new UsageError('--seq-len is required: the tokens per training sequence');
+  const check = await checkDataFile(args.positionals[0]!, {
+    seqLen,
+    sequencesNeeded: integerFlag(args, 'sequences', 0),
+    verifyChecksum: args.flags.has('verify'),
+  });
+  if (args.flags.has('json')) {
+    const summary = check.ok
+      ? { ok: true, tokenPath: check.tokenPath, indexPath: check.indexPath, tokens: check.tokens }
+      : check;
+    const extra = check.ok
+      ? { sequences: check.sequences, epochs: check.epochs, warnings: check.warnings }
+      : {};
+    io.stdout.write(JSON.stringify({ ...summary, ...extra }) + '\n');
+    return check.ok ? 0 : 1;
+  }
+  if (!check.ok) {
+    io.stderr.write(`error: ${check.error}\n`);
+    return 1;
+  }
+  for (const w of check.warnings) io.stderr.write(`warning: ${w}\n`);
+  io.stdout.write(
+    `ok: ${check.tokenPath}: ${check.tokens} tokens, ${check.sequences} sequences of ${seqLen}` +
+      `${args.flags.has('verify') ? ', sha256 verified' : ''}\n`,
+  );
+  return 0;
+}
+
+const COMMANDS: Record<string, (argv: readonly string[], io: CommandIo) => Promise<number>> = {
+  pack: packCommand,
+  synth: synthCommand,
+  check: checkCommand,
+};
+
+/** Runs `data <command> ...`; returns the exit code. */
+export async function runDataCommand(argv: string[], io: CommandIo = process): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    (command === undefined ? io.stderr : io.stdout).write(MAIN_HELP);
+    return command === undefined ? 2 : 0;
+  }
+  const run = COMMANDS[command];
+  if (run === undefined) {
+    io.stderr.write(`error: unknown command '${command}' (commands: ${Object.keys(COMMANDS).join(', ')})\n`);
+    return 2;
+  }
+  try {
+    return await run(rest, io);
+  } catch (e) {
+    if (e instanceof UsageError || e instanceof RangeError) {
+      io.stderr.write(`error: ${e.message}\nRun '${PROGRAM} ${command} --help' for usage.\n`);
+      return 2;
+    }
+    if (e instanceof DataInputError || e instanceof TokenIndexError) {
+      io.stderr.write(`error: ${e.message}\n`);
+      return 1;
+    }
+    io.stderr.write(`error: ${(e as Error).message}\n`);
+    return 1;
+  }
+}

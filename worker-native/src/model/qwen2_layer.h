@@ -1,0 +1,56 @@
+// One Qwen2 decoder layer, forward and backward, on this rank's tokens:
+//   h   = x + o_proj(attention(rope(q_proj(n1)), rope(k_proj(n1)), v_proj(n1))),  n1 = rmsnorm(x)
+//   out = h + down(silu(gate(n2)) ⊙ up(n2)),                                       n2 = rmsnorm(h)
+// Only q/k/v have biases (Hugging Face Qwen2).
+//
+// The forward keeps what the backward needs in LayerActivations. It is a pure function of the
+// layer input x, the weights, the RoPE tables and the attention (every kernel is deterministic),
+// so an activation-checkpointing policy can drop a layer's activations after the forward, keep x,
+// and call LayerForward again before LayerBackward to get bitwise the same activations.
+#pragma once
+
+#include <memory>
+
+#include "model/qwen2_config.h"
+#include "model/sequence_attention.h"
+#include "tensor/tensor.h"
+
+namespace longctx::model {
+
+// cos and sin [tokens, head_dim/2] for this rank's positions, shared by every layer.
+struct RopeCache {
+  Tensor cos;
+  Tensor sin;
+};
+RopeCache BuildRopeCache(const std::shared_ptr<Arena>& arena, const Qwen2Config& config,
+                         const int32_t* positions, int tokens);
+
+struct LayerActivations {
+  Tensor norm1, rstd1;   // input RMSNorm output [T, hidden] and 1/rms [T]
+  Tensor q, k, v;        // after bias and RoPE: [T, heads, head_dim], [T, kv_heads, head_dim] ×2
+  Tensor attn, lse;      // attention output [T, heads·head_dim], log-sum-exp [T, heads]
+  Tensor mid;            // residual stream after attention [T, hidden]
+  Tensor norm2, rstd2;   // post-attention RMSNorm
+  Tensor gate, up, act;  // MLP [T, intermediate] each
+  void Release();        // gives every tensor back to the arena
+  size_t bytes() const;
+};
+
+struct LayerContext {
+  const Qwen2Config& config;
+  std::shared_ptr<Arena> arena;
+  SequenceAttention& attention;
+  const RopeCache& rope;
+  int tokens;
+};
+
+// x, out: [tokens, hidden]. Allocates `saved` from the arena.
+void LayerForward(const LayerContext& ctx, const LayerTensors<const float*>& w, const float* x, float* out,
+                  LayerActivations* saved);
+
+// grad holds dL/d(out) on entry and dL/dx on return ([tokens, hidden]). Adds the weight gradients
+// into g. Scratch comes from the arena and is released before returning.
+void LayerBackward(const LayerContext& ctx, const LayerTensors<const float*>& w,
+                   const LayerTensors<float*>& g, const float* x, const LayerActivations& saved, float* grad);
+
+}  // namespace longctx::model
