@@ -34,6 +34,7 @@ const BACKOFF = { baseMs: 50, maxMs: 200 };
 
 interface Cluster {
   queue: JobQueue;
+  scheduler: Scheduler;
   prefix: string;
   runsDir: string;
   startAgent(node: string, devices: number): Promise<NodeAgent>;
@@ -115,6 +116,7 @@ async function cluster(t: ExecutionContext): Promise<Cluster> {
     (await queue.nodes()).find((n) => n.name === node)?.alive === true;
   return {
     queue,
+    scheduler,
     prefix,
     runsDir,
     job,
@@ -335,6 +337,28 @@ test('an agent killed mid-job: its job comes back on the same node, and the next
   t.is(done.restarts, 1);
   const recovering = (await c.queue.history(id)).find((e) => e.state === 'RECOVERING')!;
   t.regex(recovering.message, /^the agent of node pa was lost during attempt 1/);
+});
+
+test('with no scheduler running, BullMQ’s stalled-job check brings a dead agent’s job back to the next agent', async (t) => {
+  const c = await cluster(t);
+  const agentProcess = await c.startAgentProcess('ps', 2);
+  const id = await c.submit('stalled', 2, { runMs: 150, runMsByAttempt: { '1': 60_000 } });
+  await c.waitForState(id, 'RUNNING');
+  await waitFor('all ranks to start', () => c.rankPids(id, 1).length === 2);
+  await c.scheduler.stop(); // no dead-node sweep: only the node's queue can notice
+  agentProcess.kill('SIGKILL');
+  await new Promise((r) => agentProcess.once('exit', r));
+  const agent = await c.startAgent('ps', 2);
+  // The new agent's Worker finds the dead agent's job stalled, takes it, and sees the attempt
+  // was another agent's: it ends it as lost, which queues the next attempt.
+  const recovering = await c.waitForState(id, 'RECOVERING');
+  t.regex(recovering.message, /^the agent of node ps was lost during attempt 1/);
+  t.is(recovering.restarts, 1);
+  t.deepEqual(agent.gangs(), []);
+  await c.scheduler.start();
+  const done = await c.waitForState(id, 'SUCCEEDED');
+  t.is(done.attempt, 2);
+  t.is(done.node, 'ps');
 });
 
 test('an agent killed mid-job on one node: the job is placed again on another node', async (t) => {
