@@ -83,16 +83,27 @@ async function cluster(t: ExecutionContext): Promise<Cluster> {
       });
   };
   t.teardown(async () => {
-    for (const p of processes) {
-      if (p.exitCode === null && p.signalCode === null) {
-        p.kill('SIGKILL');
-        await new Promise((r) => p.once('exit', r));
+    // Every step runs even if an earlier one fails, so a failed test still leaves nothing behind.
+    const step = async (what: string, fn: () => unknown) => {
+      try {
+        await fn();
+      } catch (err) {
+        t.log(`teardown: ${what}: ${String(err)}`);
       }
+    };
+    for (const p of processes) {
+      await step('agent process', async () => {
+        if (p.exitCode === null && p.signalCode === null) {
+          p.kill('SIGKILL');
+          await new Promise((r) => p.once('exit', r));
+        }
+      });
     }
-    for (const a of agents) await a.stop('test teardown').catch(() => undefined);
-    await scheduler.stop();
+    for (const a of agents) await step('agent', () => a.stop('test teardown'));
+    await step('scheduler', () => scheduler.stop());
     // Whatever a failed test left running: every rank recorded its pid (its process group).
-    if (existsSync(runsDir)) {
+    await step('leftover ranks', () => {
+      if (!existsSync(runsDir)) return;
       for (const id of readdirSync(runsDir)) {
         for (const attempt of readdirSync(join(runsDir, id)).filter((f) => f.startsWith('attempt-'))) {
           const pids = rankPids(id, Number(attempt.slice('attempt-'.length)));
@@ -100,11 +111,11 @@ async function cluster(t: ExecutionContext): Promise<Cluster> {
           for (const pid of pids) if (processAlive(pid)) process.kill(pid, 'SIGKILL');
         }
       }
-    }
-    await queue.close();
-    await deletePrefix(redis, prefix);
-    for (const c of connections) await c.quit();
-    await dir.remove();
+    });
+    await step('queue', () => queue.close());
+    await step('redis keys', () => deletePrefix(redis, prefix));
+    for (const c of connections) await step('redis connection', () => c.quit());
+    await step('temp folder', () => dir.remove());
   });
 
   const job = async (id: string) => {
