@@ -91,7 +91,7 @@ export class Gang {
     const [program, ...args] = this.options.command;
     if (!program) throw new Error('worker command: empty');
     const launchFile = join(this.options.launchDir, `rank-${launch.rank}.json`);
-    await writeFile(launchFile, JSON.stringify(launch, null, 2) + '\n');
+    await writeFile(launchFile, JSON.stringify(launch, null, 2) + '\n', { mode: 0o600 }); // holds the token
     const logFile = join(this.options.logDir, `rank-${launch.rank}.log`);
     const log = openSync(logFile, 'a');
     writeSync(

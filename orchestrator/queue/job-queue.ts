@@ -1,12 +1,12 @@
 // The job queue as the orchestrator's server and CLI use it: submit a validated spec, cancel,
 // read jobs and nodes, watch state changes. Placement is the scheduler's (scheduler.ts) and
 // running is the node agents' (cluster/agent.ts); all three meet only in Redis.
-import { randomBytes } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { Redis } from 'ioredis';
 
 import type { FieldError, JobSpec } from '../spec/job-spec.js';
 import { jobEventHistory, watchJobEvents, type EventSubscription, type JobEvent } from './events.js';
-import { newJobFields, WAITING_STATES, type JobRecord, type JobState } from './job-record.js';
+import { ACTIVE_STATES, newJobFields, WAITING_STATES, type JobRecord, type JobState } from './job-record.js';
 import { entryId, PendingQueue } from './pending.js';
 import { ControlStore, type NodeStatus } from './store.js';
 
@@ -113,6 +113,19 @@ export class JobQueue {
     const jobs = await this.store.getJobs(await this.store.allJobIds());
     const states = filter.states;
     return states && states.length > 0 ? jobs.filter((j) => states.includes(j.state)) : jobs;
+  }
+
+  /**
+   * Whether `token` is the telemetry secret of the job's current attempt while it holds devices
+   * (what the Telemetry service checks a rank's Registration against). A secret of an earlier
+   * attempt, or of an attempt that ended, is refused.
+   */
+  async checkTelemetryToken(jobId: string, attempt: number, token: string): Promise<boolean> {
+    const job = await this.store.getJob(jobId);
+    if (!job?.token || job.attempt !== attempt || !ACTIVE_STATES.includes(job.state)) return false;
+    const expected = Buffer.from(job.token);
+    const given = Buffer.from(token);
+    return expected.length === given.length && timingSafeEqual(expected, given);
   }
 
   async nodes(): Promise<NodeStatus[]> {

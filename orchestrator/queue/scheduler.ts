@@ -53,7 +53,7 @@ export const DEFAULT_STARVATION_MS = 10 * 60_000;
 
 export class Scheduler {
   readonly store: ControlStore;
-  readonly pending: PendingQueue;
+  private pendingQueue?: PendingQueue;
   private readonly nodeQueues = new Map<string, Queue<AttemptRef>>();
   private readonly pollMs: number;
   private readonly starvationMs: number;
@@ -68,7 +68,6 @@ export class Scheduler {
 
   constructor(private readonly options: SchedulerOptions) {
     this.store = new ControlStore(options.redis, options.prefix);
-    this.pending = new PendingQueue(options.redis, this.store.keys.prefix);
     this.pollMs = options.pollMs ?? 1000;
     this.starvationMs = options.starvationMs ?? DEFAULT_STARVATION_MS;
     this.backoff = options.backoff ?? DEFAULT_BACKOFF;
@@ -97,7 +96,8 @@ export class Scheduler {
     this.subscriber = undefined;
     await Promise.all([...this.nodeQueues.values()].map((q) => q.close()));
     this.nodeQueues.clear();
-    await this.pending.close();
+    await this.pendingQueue?.close();
+    this.pendingQueue = undefined; // a later start() opens a new one
   }
 
   private kick(): void {
@@ -132,6 +132,12 @@ export class Scheduler {
       }
     })();
     return this.running;
+  }
+
+  /** The pending queue (opened on first use, so a stopped scheduler can start again). */
+  get pending(): PendingQueue {
+    this.pendingQueue ??= new PendingQueue(this.options.redis, this.store.keys.prefix);
+    return this.pendingQueue;
   }
 
   private queueOf(node: string): Queue<AttemptRef> {

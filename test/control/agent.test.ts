@@ -34,6 +34,7 @@ const BACKOFF = { baseMs: 50, maxMs: 200 };
 
 interface Cluster {
   queue: JobQueue;
+  scheduler: Scheduler;
   prefix: string;
   runsDir: string;
   startAgent(node: string, devices: number): Promise<NodeAgent>;
@@ -82,16 +83,27 @@ async function cluster(t: ExecutionContext): Promise<Cluster> {
       });
   };
   t.teardown(async () => {
-    for (const p of processes) {
-      if (p.exitCode === null && p.signalCode === null) {
-        p.kill('SIGKILL');
-        await new Promise((r) => p.once('exit', r));
+    // Every step runs even if an earlier one fails, so a failed test still leaves nothing behind.
+    const step = async (what: string, fn: () => unknown) => {
+      try {
+        await fn();
+      } catch (err) {
+        t.log(`teardown: ${what}: ${String(err)}`);
       }
+    };
+    for (const p of processes) {
+      await step('agent process', async () => {
+        if (p.exitCode === null && p.signalCode === null) {
+          p.kill('SIGKILL');
+          await new Promise((r) => p.once('exit', r));
+        }
+      });
     }
-    for (const a of agents) await a.stop('test teardown').catch(() => undefined);
-    await scheduler.stop();
+    for (const a of agents) await step('agent', () => a.stop('test teardown'));
+    await step('scheduler', () => scheduler.stop());
     // Whatever a failed test left running: every rank recorded its pid (its process group).
-    if (existsSync(runsDir)) {
+    await step('leftover ranks', () => {
+      if (!existsSync(runsDir)) return;
       for (const id of readdirSync(runsDir)) {
         for (const attempt of readdirSync(join(runsDir, id)).filter((f) => f.startsWith('attempt-'))) {
           const pids = rankPids(id, Number(attempt.slice('attempt-'.length)));
@@ -99,11 +111,11 @@ async function cluster(t: ExecutionContext): Promise<Cluster> {
           for (const pid of pids) if (processAlive(pid)) process.kill(pid, 'SIGKILL');
         }
       }
-    }
-    await queue.close();
-    await deletePrefix(redis, prefix);
-    for (const c of connections) await c.quit();
-    await dir.remove();
+    });
+    await step('queue', () => queue.close());
+    await step('redis keys', () => deletePrefix(redis, prefix));
+    for (const c of connections) await step('redis connection', () => c.quit());
+    await step('temp folder', () => dir.remove());
   });
 
   const job = async (id: string) => {
@@ -115,6 +127,7 @@ async function cluster(t: ExecutionContext): Promise<Cluster> {
     (await queue.nodes()).find((n) => n.name === node)?.alive === true;
   return {
     queue,
+    scheduler,
     prefix,
     runsDir,
     job,
@@ -335,6 +348,28 @@ test('an agent killed mid-job: its job comes back on the same node, and the next
   t.is(done.restarts, 1);
   const recovering = (await c.queue.history(id)).find((e) => e.state === 'RECOVERING')!;
   t.regex(recovering.message, /^the agent of node pa was lost during attempt 1/);
+});
+
+test('with no scheduler running, BullMQ’s stalled-job check brings a dead agent’s job back to the next agent', async (t) => {
+  const c = await cluster(t);
+  const agentProcess = await c.startAgentProcess('ps', 2);
+  const id = await c.submit('stalled', 2, { runMs: 150, runMsByAttempt: { '1': 60_000 } });
+  await c.waitForState(id, 'RUNNING');
+  await waitFor('all ranks to start', () => c.rankPids(id, 1).length === 2);
+  await c.scheduler.stop(); // no dead-node sweep: only the node's queue can notice
+  agentProcess.kill('SIGKILL');
+  await new Promise((r) => agentProcess.once('exit', r));
+  const agent = await c.startAgent('ps', 2);
+  // The new agent's Worker finds the dead agent's job stalled, takes it, and sees the attempt
+  // was another agent's: it ends it as lost, which queues the next attempt.
+  const recovering = await c.waitForState(id, 'RECOVERING');
+  t.regex(recovering.message, /^the agent of node ps was lost during attempt 1/);
+  t.is(recovering.restarts, 1);
+  t.deepEqual(agent.gangs(), []);
+  await c.scheduler.start();
+  const done = await c.waitForState(id, 'SUCCEEDED');
+  t.is(done.attempt, 2);
+  t.is(done.node, 'ps');
 });
 
 test('an agent killed mid-job on one node: the job is placed again on another node', async (t) => {

@@ -130,6 +130,10 @@ test('two 4-device jobs run side by side on an 8-device node while a third waits
   t.deepEqual([...ja.deviceIndices, ...jb.deviceIndices].sort(), [0, 1, 2, 3, 4, 5, 6, 7]);
   t.not(ja.token, jb.token);
   t.is(ja.attempt, 1);
+  t.true(await s.queue.checkTelemetryToken(a, 1, ja.token!));
+  t.false(await s.queue.checkTelemetryToken(a, 2, ja.token!), 'another attempt');
+  t.false(await s.queue.checkTelemetryToken(a, 1, jb.token!), "another job's secret");
+  t.false(await s.queue.checkTelemetryToken(c, 0, ''), 'a waiting job has none');
   await assertNoDoubleBooking(t, s);
   // The hand-off: each placed attempt is in its node's queue.
   const handed = nodeQueue(s.queue.redis, s.prefix, 'n8');
@@ -138,6 +142,7 @@ test('two 4-device jobs run side by side on an 8-device node while a third waits
 
   t.deepEqual((await s.scheduler.runPass()).placed, [], 'nothing fits while both run');
   await s.finish(a);
+  t.false(await s.queue.checkTelemetryToken(a, 1, ja.token!), 'revoked when the attempt ended');
   const next = await s.scheduler.runPass();
   t.deepEqual(
     next.placed.map((p) => [p.jobId, p.devices]),
@@ -180,6 +185,7 @@ test('backfill lets small jobs pass a big one until it has waited too long; then
   const big = await s.submit('big', 8);
   const small3 = await s.submit('small3', 4);
   const small4 = await s.submit('small4', 4);
+  now = Date.now(); // the test's clock: it moves only when the test says
 
   // Backfill: the big job does not fit in 4 free devices, the small one behind it does.
   await s.finish(small1);
