@@ -258,7 +258,7 @@ export class NodeAgent {
   }
 
   private onControl(message: string): void {
-    let command: { type?: string; jobId?: string; attempt?: number };
+    let command: { type?: string; jobId?: string; attempt?: number; reason?: string };
     try {
       command = JSON.parse(message) as typeof command;
     } catch {
@@ -268,11 +268,15 @@ export class NodeAgent {
     if (command.type === 'cancel' && running && running.job.attempt === command.attempt) {
       void this.stopRunning(running, 'cancel', 'cancelled');
     }
+    // The orchestrator's watchdog saw this attempt hang (no heartbeat or no step progress).
+    if (command.type === 'hung' && running && running.job.attempt === command.attempt) {
+      void this.stopRunning(running, 'watchdog', command.reason ?? 'hung');
+    }
   }
 
   private async stopRunning(running: RunningGang, cause: StopCause, reason: string): Promise<void> {
     running.cause ??= cause;
-    await running.gang.stop(reason).catch(() => undefined);
+    await running.gang.stop(reason, { immediate: cause === 'watchdog' }).catch(() => undefined);
   }
 
   /** Kills what is left of gangs that earlier agents of this node started (checked by environment). */

@@ -157,17 +157,21 @@ export class Gang {
   }
 
   /** Terminates every group started so far; calls queue up, each covering the groups of its time. */
-  private terminate(): Promise<void> {
-    const run = () => terminateGroups(this.pgids(), this.options.graceMs).then(() => undefined);
+  private terminate(graceMs = this.options.graceMs): Promise<void> {
+    const run = () => terminateGroups(this.pgids(), graceMs).then(() => undefined);
     this.terminating = this.terminating.then(run, run);
     return this.terminating;
   }
 
-  /** Stops every rank (idempotent); resolves with how the gang ended. */
-  async stop(reason: string): Promise<GangResult> {
+  /**
+   * Stops every rank (idempotent); resolves with how the gang ended. `immediate` skips the grace
+   * period: a hung gang will not use it to checkpoint, and a stopped (SIGSTOP) process only
+   * yields to SIGKILL.
+   */
+  async stop(reason: string, options: { immediate?: boolean } = {}): Promise<GangResult> {
     if (!this.ending) {
       this.ending = { kind: 'stopped', reason };
-      await this.terminate().catch(() => undefined); // supervise() reports a failed cleanup
+      await this.terminate(options.immediate ? 0 : undefined).catch(() => undefined); // supervise() reports a failed cleanup
     }
     return this.done;
   }
