@@ -22,6 +22,8 @@ export interface TrainerRankJob {
   steps: number;
   accumulation: number;
   lr: number;
+  /** This rank passes its shard without its last two tokens (the mismatch test). */
+  shortRank?: number;
 }
 
 export interface TrainerRankReport {
@@ -34,6 +36,8 @@ export interface TrainerRankReport {
   globalLossSums: number[];
   globalTokens: number[];
   bytesSent: number;
+  /** 'gradients' mode: evaluate()'s global loss sum of the micro-batch, before accumulating it. */
+  evalGlobalLossSum?: number;
   gradients?: number[];
   params?: number[];
   expAvg?: number[];
@@ -45,7 +49,16 @@ export async function runTrainerJob(
   trainer: Trainer,
   job: Pick<
     TrainerRankJob,
-    'world' | 'rank' | 'options' | 'seqLen' | 'dataSeed' | 'mode' | 'steps' | 'accumulation' | 'lr'
+    | 'world'
+    | 'rank'
+    | 'options'
+    | 'seqLen'
+    | 'dataSeed'
+    | 'mode'
+    | 'steps'
+    | 'accumulation'
+    | 'lr'
+    | 'shortRank'
   >,
 ): Promise<TrainerRankReport> {
   perturbParameters(trainer);
@@ -69,6 +82,13 @@ export async function runTrainerJob(
         job.world,
         job.rank,
       );
+      if (job.shortRank === job.rank) {
+        x.ids = x.ids.subarray(2);
+        x.positions = x.positions.subarray(2);
+        x.labels = x.labels.subarray(2);
+      }
+      if (job.mode === 'gradients')
+        out.evalGlobalLossSum = (await trainer.evaluate(x.ids, x.positions, x.labels)).globalLossSum;
       const r = await trainer.accumulate(x.ids, x.positions, x.labels, accumulation);
       out.lossSums.push(r.lossSum);
       out.globalLossSums.push(r.globalLossSum);

@@ -117,6 +117,8 @@ test('a 2-layer model on 4 ranks has the loss and parameter gradients of 1 rank,
   const g4 = f32(ranks[0]!.gradients);
   for (const r of ranks) t.true(bitwiseEqual(f32(r.gradients), g4), `rank ${r.rank} gradients`);
   t.true(ranks.every((r) => r.bytesSent > 0));
+  // evaluate() is the same forward: the same global loss, bit for bit.
+  t.true(ranks.every((r) => r.evalGlobalLossSum === r.globalLossSums[0]));
   // The whole sequence's loss: the ranks' label counts and loss sums add up to the one-rank ones.
   const global = ranks[0]!;
   t.is(global.globalTokens[0], one.globalTokens[0]);
@@ -298,6 +300,45 @@ test('under the ring, every checkpointing policy and offload mode trains bitwise
   const sent = (run: TrainerRankReport[]) => run[0]!.bytesSent;
   t.true(sent(others[0]) > sent(baseline), 'full recomputation reruns the ring');
   t.is(sent(others[1]), sent(baseline), 'selective recomputation never reruns the ring');
+});
+
+test('ranks that pass different token counts all fail at once, naming the counts, instead of hanging', async (t) => {
+  const base = trainerOptions(tinyConfig(2));
+  const job: Job = {
+    options: base,
+    seqLen: 64,
+    dataSeed: 51,
+    mode: 'train',
+    steps: 1,
+    accumulation: 1,
+    lr: 0,
+  };
+  const prefix = `longctx/trainer-test-${process.pid}-${prefixes++}/1`;
+  const group = new RankGroup({
+    script: rankMain,
+    ranks: [0, 1],
+    args: (rank) => [
+      JSON.stringify({
+        ...job,
+        rank,
+        world: 2,
+        redisPort: redis().port,
+        prefix,
+        timeoutMs: 30_000,
+        shortRank: 1,
+      }),
+    ],
+  });
+  t.teardown(() => group.stop());
+  const exits = await group.exited();
+  for (const exit of exits) {
+    const r = exit.messages.find((m) => m.done === true) as TrainerRankReport | undefined;
+    t.false(r?.ok ?? true, `rank ${exit.rank} did not fail`);
+    t.regex(
+      r?.error ?? '',
+      /the ranks passed different token counts \(this rank (32|30), 62 in all over 2 ranks\)/,
+    );
+  }
 });
 
 test('AdamW is elementwise: a shard boundary anywhere changes no bit (why ZeRO-1 is exact for any world size)', async (t) => {

@@ -90,7 +90,8 @@ MicroStepStats Trainer::Accumulate(const int32_t* ids, const int32_t* positions,
   AllReduce(totals, 3, &waited);
   if (totals[2] * world_ != totals[1] * totals[1])
     throw std::invalid_argument("the ranks passed different token counts (this rank " +
-                                std::to_string(tokens) + ", " + std::to_string(totals[1]) + " in all over " +
+                                std::to_string(tokens) + ", " +
+                                std::to_string(static_cast<int64_t>(totals[1])) + " in all over " +
                                 std::to_string(world_) + " ranks); each passes seq_len / world");
   const int64_t global_count = static_cast<int64_t>(totals[0]);
   const double grad_scale =
