@@ -8,7 +8,9 @@
 // With world > 1 the model's attention is zigzag ring attention over the communicator and every
 // call that runs the model or the optimizer is a collective: every rank makes the same calls in the
 // same order, with the same options. One call at a time per trainer: a call while another runs is
-// refused with an error that says "busy".
+// refused with an error that says "busy". While a trainer call runs, use its communicator for
+// nothing else: the trainer's collectives must keep the same order on every rank, and the ring's
+// transfers use tags 1 and 2.
 import type { Communicator } from './comm.js';
 import type { Qwen2Config } from './model.js';
 import { native } from './native.js';

@@ -26,7 +26,8 @@
 // resume from a checkpoint in a new process group.
 //
 // Not thread-safe: one call at a time (the binding refuses a second with "busy"). Every rank must call
-// accumulate / evaluate / reduceGradients / step in the same order with the same options.
+// accumulate / evaluate / reduceGradients / step in the same order with the same options, and nothing
+// else may use the communicator meanwhile (collective order; the ring's transfers use tags 1 and 2).
 #pragma once
 
 #include <cstdint>
