@@ -10,6 +10,7 @@ static Napi::Object InitLongctx(Napi::Env env, Napi::Object exports) {
   longctx::addon::RegisterAttention(env, exports);
   longctx::addon::RegisterData(env, exports);
   longctx::addon::RegisterRing(env, exports);
+  longctx::addon::RegisterTrainer(env, exports);
   return exports;
 }
 

@@ -14,5 +14,6 @@ void RegisterData(Napi::Env env, Napi::Object exports);     // token file reader
 // CPU attention kernels (flash and naive reference) and the ring merge.
 void RegisterAttention(Napi::Env env, Napi::Object exports);  // CPU flash attention kernels
 void RegisterRing(Napi::Env env, Napi::Object exports);       // ring attention over a communicator
+void RegisterTrainer(Napi::Env env, Napi::Object exports);    // what one rank runs each training step
 
 }  // namespace longctx::addon
