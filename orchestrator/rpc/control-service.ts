@@ -301,10 +301,10 @@ export class ControlService {
   private async watch(
     call: ServerWritableStream<longctx.WatchJobRequest, longctx.IJobUpdate>,
   ): Promise<void> {
-    if (!this.authorized(call.metadata))
-      return call.destroy(
-        Object.assign(new Error('an admin token is required'), { code: status.UNAUTHENTICATED }),
-      );
+    if (!this.authorized(call.metadata)) {
+      call.destroy(Object.assign(new Error('an admin token is required'), { code: status.UNAUTHENTICATED }));
+      return;
+    }
     const jobId = call.request.jobId;
     const job = await this.o.queue.get(jobId);
     if (!job) {
