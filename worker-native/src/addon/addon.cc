@@ -8,6 +8,7 @@ static Napi::Object InitLongctx(Napi::Env env, Napi::Object exports) {
   longctx::addon::RegisterComm(env, exports);
   longctx::addon::RegisterKernels(env, exports);
   longctx::addon::RegisterData(env, exports);
+  longctx::addon::RegisterCuda(env, exports);
   return exports;
 }
 

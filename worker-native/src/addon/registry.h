@@ -10,5 +10,6 @@ void RegisterSystem(Napi::Env env, Napi::Object exports);   // build info, sgemm
 void RegisterComm(Napi::Env env, Napi::Object exports);     // gloo communicator
 void RegisterKernels(Napi::Env env, Napi::Object exports);  // CPU kernels and the arena
 void RegisterData(Napi::Env env, Napi::Object exports);     // token file reader, zigzag map
+void RegisterCuda(Napi::Env env, Napi::Object exports);     // CUDA kernels (only in CUDA builds)
 
 }  // namespace longctx::addon
