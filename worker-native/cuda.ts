@@ -173,7 +173,10 @@ export interface CudaApi {
     k: Float32Array,
     v: Float32Array,
   ): Promise<{ o: Float32Array; lse: Float32Array }>;
-  /** The gradients (float32) of the attention whose final output and lse are o and lse. */
+  /**
+   * The gradients (float32) of the attention whose final output and lse are o and lse, added to
+   * `accumulate` when given (else to zeros), as ring attention accumulates them.
+   */
   cudaFlashAttentionBackward(
     dims: CudaAttentionDims,
     mask: CudaAttentionMask,
@@ -183,6 +186,7 @@ export interface CudaApi {
     o: Float32Array,
     lse: Float32Array,
     dout: Float32Array,
+    accumulate?: { dq: Float32Array; dk: Float32Array; dv: Float32Array },
   ): Promise<{ dq: Float32Array; dk: Float32Array; dv: Float32Array }>;
   /**
    * Mean device milliseconds of one forward and of one forward + backward on random inputs (CUDA

@@ -7,7 +7,7 @@ import type { ExecutionContext } from 'ava';
 import type { CudaApi, CudaAttentionMask } from '../../worker-native/cuda.js';
 import { attentionBackward, attentionForward, type Dims } from './attention-reference.js';
 import { gpuTest } from './gpu.js';
-import { assertBf16Rule, bf16Tensor, exact, random, toBf16 } from './reference.js';
+import { assertBf16Rule, bf16Tensor, exact, maxAbsError, random, toBf16 } from './reference.js';
 
 interface Case {
   mask: CudaAttentionMask;
@@ -74,6 +74,40 @@ gpuTest('flash attention backward is deterministic: two runs give the same bits'
   t.deepEqual(Buffer.from(a.dk.buffer), Buffer.from(b.dk.buffer));
   t.deepEqual(Buffer.from(a.dv.buffer), Buffer.from(b.dv.buffer));
 });
+
+gpuTest(
+  'the backward adds into the gradients it is given, as ring attention accumulates them',
+  async (t, cuda) => {
+    const c = cases[3]!;
+    const x = inputs(c, 8);
+    const fwd = await cuda.cudaFlashAttentionForward(c, c.mask, x.q, x.k, x.v);
+    const fresh = await cuda.cudaFlashAttentionBackward(c, c.mask, x.q, x.k, x.v, fwd.o, fwd.lse, x.dout);
+    const rand = random(12);
+    const start = {
+      dq: Float32Array.from(fresh.dq, () => rand()),
+      dk: Float32Array.from(fresh.dk, () => rand()),
+      dv: Float32Array.from(fresh.dv, () => rand()),
+    };
+    const added = await cuda.cudaFlashAttentionBackward(
+      c,
+      c.mask,
+      x.q,
+      x.k,
+      x.v,
+      fwd.o,
+      fwd.lse,
+      x.dout,
+      start,
+    );
+    for (const key of ['dq', 'dk', 'dv'] as const) {
+      // start + gradient, up to the float32 roundings of the product and the sum: 2 ulps of the largest.
+      const want = Float64Array.from(start[key], (s, i) => s + fresh[key][i]!);
+      const largest = Math.max(...Array.from(want, Math.abs));
+      const error = maxAbsError(added[key], want);
+      t.true(error <= 2 ** -22 * largest, `${key}: error ${error} with values up to ${largest}`);
+    }
+  },
+);
 
 gpuTest(
   'causal rows see only their past: changing a future key changes nothing before it',

@@ -681,11 +681,26 @@ Napi::Value FlashForward(const Napi::CallbackInfo& info) {
   });
 }
 
-// cudaFlashAttentionBackward(dims, mask, q, k, v, o, lse, dout) → {dq, dk, dv}
+// cudaFlashAttentionBackward(dims, mask, q, k, v, o, lse, dout, accumulate?) → {dq, dk, dv}: the
+// kernel adds into its gradients; they start at zero, or at accumulate.{dq, dk, dv} when given (as
+// ring attention accumulates the partial gradients of several steps).
 Napi::Value FlashBackward(const Napi::CallbackInfo& info) {
   const AttentionArgs args = ReadAttention(info);
   Floats q = FloatsArg(info, 2, "q"), k = FloatsArg(info, 3, "k"), v = FloatsArg(info, 4, "v"),
          o = FloatsArg(info, 5, "o"), lse = FloatsArg(info, 6, "lse"), dout = FloatsArg(info, 7, "dout");
+  const bool accumulate = info.Length() > 8 && !info[8].IsUndefined();
+  Floats init_dq, init_dk, init_dv;
+  if (accumulate) {
+    Napi::Object init = ObjectArg(info, 8, "accumulate");
+    for (auto [name, target] :
+         {std::pair<const char*, Floats*>{"dq", &init_dq}, {"dk", &init_dk}, {"dv", &init_dv}}) {
+      Napi::Value value = init.Get(name);
+      if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+        ThrowType(info.Env(), std::string("accumulate.") + name, "a Float32Array");
+      Napi::Float32Array array = value.As<Napi::Float32Array>();
+      target->assign(array.Data(), array.Data() + array.ElementLength());
+    }
+  }
   return RunOnDevice(info.Env(), [=] {
     const auto [d, mask] = ResolveAttention(args);
     const size_t q_size = static_cast<size_t>(d.q_len) * d.heads * d.head_dim;
@@ -697,6 +712,11 @@ Napi::Value FlashBackward(const Napi::CallbackInfo& info) {
     CheckLength(o, q_size, "o");
     CheckLength(lse, rows, "lse");
     CheckLength(dout, q_size, "dout");
+    if (accumulate) {
+      CheckLength(init_dq, q_size, "accumulate.dq");
+      CheckLength(init_dk, kv_size, "accumulate.dk");
+      CheckLength(init_dv, kv_size, "accumulate.dv");
+    }
     const size_t workspace = cu::FlashAttentionBackwardWorkspaceBytes(d);
     DeviceCall dev(
         "cudaFlashAttentionBackward",
@@ -708,9 +728,9 @@ Napi::Value FlashBackward(const Napi::CallbackInfo& info) {
     bf16* o_in = dev.UploadBf16(o);
     float* lse_in = dev.UploadFloat(lse);
     bf16* dout_in = dev.UploadBf16(dout);
-    float* dq = dev.Zeros<float>(q_size);
-    float* dk = dev.Zeros<float>(kv_size);
-    float* dv = dev.Zeros<float>(kv_size);
+    float* dq = accumulate ? dev.UploadFloat(init_dq) : dev.Zeros<float>(q_size);
+    float* dk = accumulate ? dev.UploadFloat(init_dk) : dev.Zeros<float>(kv_size);
+    float* dv = accumulate ? dev.UploadFloat(init_dv) : dev.Zeros<float>(kv_size);
     void* scratch = dev.arena().Allocate(workspace);
     cu::FlashAttentionBackward(d, mask, dq_in, dk_in, dv_in, o_in, lse_in, dout_in, dq, dk, dv, scratch,
                                dev.stream());
