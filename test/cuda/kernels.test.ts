@@ -215,8 +215,16 @@ gpuTest('AdamW on float32 master weights, and the bf16 copy it writes', async (t
 gpuTest('the gradient sum of squares is summed in double and reproducible', async (t, cuda) => {
   const rand = random(9);
   const x = Float32Array.from({ length: 1_000_003 }, () => rand() * 10 ** (2 * rand()));
+  // The truth by compensated (Neumaier) summation: exact to a few units of the last place.
   let truth = 0;
-  for (const xi of x) truth += xi * xi;
+  let compensation = 0;
+  for (const xi of x) {
+    const term = xi * xi;
+    const sum = truth + term;
+    compensation += Math.abs(truth) >= term ? truth - sum + term : term - sum + truth;
+    truth = sum;
+  }
+  truth += compensation;
   const first = await cuda.cudaSumOfSquares(x);
   const second = await cuda.cudaSumOfSquares(x);
   t.is(first.sum, second.sum);
