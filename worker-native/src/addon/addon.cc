@@ -11,6 +11,7 @@ static Napi::Object InitLongctx(Napi::Env env, Napi::Object exports) {
   longctx::addon::RegisterData(env, exports);
   longctx::addon::RegisterRing(env, exports);
   longctx::addon::RegisterTrainer(env, exports);
+  longctx::addon::RegisterCuda(env, exports);
   return exports;
 }
 
