@@ -46,7 +46,7 @@ ts: proto
 	@mkdir -p dist/proto/gen && cp proto/gen/longctx.js proto/gen/longctx.json dist/proto/gen/
 
 addon:
-	npx cmake-js build -d worker-native --out build/native --CDLONGCTX_CUDA=$(LONGCTX_CUDA) $(if $(CI),,--parallel 2)
+	npx cmake-js build -d worker-native --out build/native --CDLONGCTX_CUDA=$(LONGCTX_CUDA) --parallel 2
 
 CXX_SOURCES = $(shell find worker-native/src -name '*.cc' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh')
 

@@ -54,6 +54,8 @@ export interface Communicator {
   isend(peer: number, data: ArrayBufferView, tag: number): Transfer;
   irecv(peer: number, data: ArrayBufferView, tag: number): Transfer;
   stats(): CommStats;
+  /** Null while usable; otherwise the first failure, which every later operation repeats. */
+  failure(): string | null;
   /** Releases this handle; connections close once operations in flight have settled. */
   close(): Promise<void>;
 }

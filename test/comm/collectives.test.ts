@@ -26,6 +26,7 @@ test.serial('all-reduce gives the exact sum, bitwise identical on every rank', a
     // Random values: within the rounding bound of the N-1 additions (ratio to the bound <= 1).
     t.true((r.f64ErrorOverBound as number) <= 1, `float64 error ${String(r.f64ErrorOverBound)} x bound`);
     t.true((r.f32ErrorOverBound as number) <= 1, `float32 error ${String(r.f32ErrorOverBound)} x bound`);
+    t.deepEqual(r.inFlightSums, [10, 20, 30, 40], 'collectives in flight together were matched out of order');
     t.deepEqual(r.hashes, reports[0]!.hashes, `rank ${r.rank} ended with different bits than rank 0`);
   }
 });

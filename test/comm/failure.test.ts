@@ -68,7 +68,7 @@ test.serial('a peer killed during a receive from it fails the receive, naming th
 });
 
 test.serial(
-  'a send and a recv that disagree on the size time out on both sides; later calls are refused',
+  'a send and a recv that disagree on the size never match: both fail, and later calls are refused',
   async (t) => {
     const prefix = rendezvousPrefix('test-mismatch', 1);
     const reports = await finished(
@@ -112,5 +112,28 @@ test.serial(
         `rank ${r.rank} failed after ${String(r.elapsedMs)} ms`,
       );
     }
+  },
+);
+
+test.serial(
+  'a posted transfer dropped without waiting makes the communicator refuse further work',
+  async (t) => {
+    const prefix = rendezvousPrefix('test-dropped', 1);
+    const reports = await finished(
+      t,
+      startScenario(t, {
+        scenario: 'dropped',
+        size: 2,
+        redisPort: redis().port,
+        prefix,
+        timeoutMs,
+        nodeOptions: ['--expose-gc'],
+      }),
+    );
+    const dropped = `recv from rank 1 (tag 9, 8 bytes) was dropped before it completed [rank 0 of 2 in '${prefix}']`;
+    t.is(reports.get(0)!.failure, dropped);
+    t.is(reports.get(0)!.after, `communicator unusable after an earlier failure: ${dropped}`);
+    // Rank 1 waited in the barrier for rank 0, which closed its connections.
+    t.regex(reports.get(1)!.after as string, /^barrier #2 (lost the connection to rank 0|timed out after)/);
   },
 );

@@ -96,7 +96,19 @@ const scenarios: Record<string, Scenario> = {
       );
       f32Worst = Math.max(f32Worst, Math.abs(f32[i]! - reference[i]!) / (size * 2 ** -23 * absSum[i]! || 1));
     }
+    // Collectives called without awaiting each other still reach every rank in call order: four
+    // same-length all-reduces whose sums differ, and a barrier among them.
+    const inFlight = [1, 2, 3, 4].map((k) => new Float64Array(64).fill(k * (rank + 1)));
+    await Promise.all([
+      comm.allReduceSum(inFlight[0]!),
+      comm.allReduceSum(inFlight[1]!),
+      comm.barrier(),
+      comm.allReduceSum(inFlight[2]!),
+      comm.allReduceSum(inFlight[3]!),
+    ]);
+    const inFlightSums = inFlight.map((a) => (a.every((v) => v === a[0]) ? a[0] : NaN));
     return {
+      inFlightSums,
       exactWrong,
       exactFirst: exact[1],
       f64ErrorOverBound: f64Worst,
@@ -226,6 +238,32 @@ const scenarios: Record<string, Scenario> = {
     }
     return { error, after, elapsedMs };
   },
+};
+
+// Rank 0 posts a receive and lets go of it without waiting. Once the garbage collector took it, the
+// transfer is abandoned: the communicator says so on the next call instead of letting the stream to
+// rank 1 fall out of step.
+scenarios.dropped = async (comm) => {
+  const collect = (globalThis as { gc?: () => void }).gc;
+  if (!collect) throw new Error('run with --expose-gc');
+  await comm.barrier();
+  let collections = 0;
+  if (rank === 0) {
+    (() => void comm.irecv(1, new Float64Array(1), 9))();
+    while (comm.failure() === null && collections < 50) {
+      collect();
+      collections++;
+      await yieldToLoop();
+    }
+  }
+  const failure = comm.failure();
+  let after = '';
+  try {
+    await comm.barrier();
+  } catch (e) {
+    after = (e as Error).message;
+  }
+  return { failure, after, collections };
 };
 
 async function main(): Promise<void> {

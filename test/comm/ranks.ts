@@ -18,6 +18,7 @@ export interface ScenarioOptions {
   /** Extra arguments for one rank, e.g. ['--value', '3']. */
   extra?: (rank: number) => string[];
   env?: NodeJS.ProcessEnv;
+  nodeOptions?: string[];
 }
 
 /** What a rank reported last: {done: true, ok, rank, ...}. */
@@ -38,6 +39,7 @@ export function startScenario(t: ExecutionContext, o: ScenarioOptions): RankGrou
       ...(o.extra?.(rank) ?? []),
     ],
     env: o.env,
+    nodeOptions: o.nodeOptions,
   });
   t.teardown(() => group.stop());
   return group;

@@ -20,6 +20,8 @@ export interface RankGroupOptions {
   ranks: readonly number[];
   args: (rank: number) => string[];
   env?: NodeJS.ProcessEnv;
+  /** Options for node itself, e.g. ['--expose-gc']. */
+  nodeOptions?: string[];
 }
 
 interface RankState {
@@ -36,10 +38,14 @@ export class RankGroup {
 
   constructor(options: RankGroupOptions) {
     for (const rank of options.ranks) {
-      const child = spawn(process.execPath, [options.script, ...options.args(rank)], {
-        stdio: ['pipe', 'pipe', 'pipe'],
-        env: options.env ?? process.env,
-      });
+      const child = spawn(
+        process.execPath,
+        [...(options.nodeOptions ?? []), options.script, ...options.args(rank)],
+        {
+          stdio: ['pipe', 'pipe', 'pipe'],
+          env: options.env ?? process.env,
+        },
+      );
       let resolveExit!: (exit: RankExit) => void;
       const exit = new Promise<RankExit>((resolve) => (resolveExit = resolve));
       const state: RankState = { child, messages: [], stderr: '', exit, waiters: [] };
@@ -116,10 +122,15 @@ function parseLine(line: string): RankMessage {
 
 // --- inside a rank process ---------------------------------------------------------------------------
 
-/** Exits (code 70) when the parent goes away: its end of our stdin closes. */
+/**
+ * Ends this process when the parent goes away (its end of our stdin closes). Not process.exit():
+ * that waits for the libuv pool to drain, and a rendezvous running there would hold this orphan
+ * until its timeout. Nobody is left to report to, so nothing is lost.
+ */
 export function exitWithParent(): void {
-  process.stdin.on('end', () => process.exit(70));
-  process.stdin.on('error', () => process.exit(70));
+  const die = () => process.kill(process.pid, 'SIGKILL');
+  process.stdin.on('end', die);
+  process.stdin.on('error', die);
   process.stdin.resume();
 }
 

@@ -10,6 +10,8 @@ static Napi::Object InitLongctx(Napi::Env env, Napi::Object exports) {
   longctx::addon::RegisterAttention(env, exports);
   longctx::addon::RegisterData(env, exports);
   longctx::addon::RegisterRing(env, exports);
+  longctx::addon::RegisterTrainer(env, exports);
+  longctx::addon::RegisterCuda(env, exports);
   return exports;
 }
 

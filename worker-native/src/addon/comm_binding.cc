@@ -9,7 +9,9 @@
 // The typed arrays passed in are kept alive by a reference until the native operation that reads or
 // writes them has finished; JavaScript must not touch them meanwhile.
 #include <cmath>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -189,9 +191,53 @@ comm::CommOptions ParseOptions(const Napi::CallbackInfo& info) {
 
 // What every method of one JavaScript Communicator shares. Operations capture their own reference to
 // the native communicator, so close() never frees it under an operation still in flight.
+// Collectives run on threads of their own, yet must reach gloo in the order JavaScript called them:
+// every rank issues the same sequence, and two threads racing for the communicator could swap two
+// all-reduces of the same length on one rank only. Each call takes a ticket on the main thread; its
+// thread waits for that turn.
+class CollectiveOrder {
+ public:
+  uint64_t Take() { return next_++; }  // main thread only
+
+  void RunInTurn(uint64_t ticket, const std::function<void()>& collective) {
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      turn_.wait(lock, [&] { return serving_ == ticket; });
+    }
+    struct PassTurn {
+      CollectiveOrder* order;
+      ~PassTurn() {
+        std::lock_guard<std::mutex> lock(order->mutex_);
+        order->serving_++;
+        order->turn_.notify_all();
+      }
+    } pass{this};
+    collective();
+  }
+
+ private:
+  uint64_t next_ = 0;
+  std::mutex mutex_;
+  std::condition_variable turn_;
+  uint64_t serving_ = 0;
+};
+
 struct CommHandle {
   std::shared_ptr<Communicator> comm;  // null once closed
   std::string name;                    // "rank 1 of 4 in 'longctx/job/1'"
+  std::shared_ptr<CollectiveOrder> order = std::make_shared<CollectiveOrder>();
+
+  // Runs a collective on its own thread, in call order.
+  Napi::Promise Collective(Napi::Env env, std::function<void(Communicator&)> run) const {
+    if (!comm) return Rejected(env, "communicator (" + name + ") is closed");
+    return ThreadPromise<Done>::Run(
+        env,
+        [comm = comm, order = order, ticket = order->Take(), run] {
+          order->RunInTurn(ticket, [&] { run(*comm); });
+          return Done{};
+        },
+        Undefined);
+  }
 
   std::shared_ptr<Communicator> Get(Napi::Env env) const {
     if (!comm) throw Napi::Error::New(env, "communicator (" + name + ") is closed");
@@ -266,22 +312,16 @@ Napi::Value AllReduceSum(const Napi::CallbackInfo& info, const CommHandle& handl
   if (type != napi_float32_array && type != napi_float64_array) {
     ThrowType(env, Arg(0, "data") + " must be a Float32Array or Float64Array");
   }
-  if (!handle.comm) return Rejected(env, "communicator (" + handle.name + ") is closed");
-  auto comm = handle.comm;
   void* data = static_cast<uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
   size_t count = array.ElementLength();
   Keepalive keep = Keep(info[0]);
-  return ThreadPromise<Done>::Run(
-      env,
-      [comm, keep, data, count, type] {
-        if (type == napi_float32_array) {
-          comm->AllReduceSum(static_cast<float*>(data), count);
-        } else {
-          comm->AllReduceSum(static_cast<double*>(data), count);
-        }
-        return Done{};
-      },
-      Undefined);
+  return handle.Collective(env, [keep, data, count, type](Communicator& comm) {
+    if (type == napi_float32_array) {
+      comm.AllReduceSum(static_cast<float*>(data), count);
+    } else {
+      comm.AllReduceSum(static_cast<double*>(data), count);
+    }
+  });
 }
 
 Napi::Object CommunicatorObject(Napi::Env env, std::shared_ptr<Communicator> comm) {
@@ -309,15 +349,7 @@ Napi::Object CommunicatorObject(Napi::Env env, std::shared_ptr<Communicator> com
   };
 
   method("barrier", [](const Napi::CallbackInfo& info, CommHandle& h) -> Napi::Value {
-    if (!h.comm) return Rejected(info.Env(), "communicator (" + h.name + ") is closed");
-    auto comm = h.comm;
-    return ThreadPromise<Done>::Run(
-        info.Env(),
-        [comm] {
-          comm->Barrier();
-          return Done{};
-        },
-        Undefined);
+    return h.Collective(info.Env(), [](Communicator& comm) { comm.Barrier(); });
   });
   method("allReduceSum", AllReduceSum);
   method("isend", [](const Napi::CallbackInfo& info, CommHandle& h) -> Napi::Value {
@@ -352,6 +384,10 @@ Napi::Object CommunicatorObject(Napi::Env env, std::shared_ptr<Communicator> com
     out.Set("bytesReceived", static_cast<double>(s.bytes_received));
     out.Set("waitSeconds", s.wait_seconds);
     return out;
+  });
+  method("failure", [](const Napi::CallbackInfo& info, CommHandle& h) -> Napi::Value {
+    std::string failure = h.Get(info.Env())->failure();
+    return failure.empty() ? info.Env().Null() : Napi::String::New(info.Env(), failure);
   });
   // close(): drops this handle's reference on the pool; the connections close as soon as operations
   // still in flight have settled. Closing twice is a no-op.

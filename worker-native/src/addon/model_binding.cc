@@ -20,31 +20,36 @@ namespace longctx::addon {
 Napi::Object ArenaStatsToJs(Napi::Env env, const ArenaStats& s);        // arena_binding.cc
 Napi::Error OutOfMemoryToJs(Napi::Env env, const OutOfMemoryError& e);  // arena_binding.cc
 
-namespace {
-
 using model::Qwen2Config;
 
 // A Hugging Face config.json object (snake_case names). Extra fields are ignored, except that
-// hidden_act, when present, must be "silu" (the only activation implemented).
-Qwen2Config ConfigArg(const Napi::CallbackInfo& info, size_t index) {
-  Napi::Object o = ObjectArg(info, index, "config");
+// hidden_act, when present, must be "silu" (the only activation implemented). `name` prefixes the
+// field names in errors ("options.config.hidden_size must be a number").
+Qwen2Config Qwen2ConfigFromJs(const Napi::CallbackInfo& info, Napi::Object o, const std::string& name) {
+  const char* n = name.c_str();
   Qwen2Config c;
-  c.hidden_size = IntField(info, o, "config", "hidden_size");
-  c.intermediate_size = IntField(info, o, "config", "intermediate_size");
-  c.num_attention_heads = IntField(info, o, "config", "num_attention_heads");
-  c.num_key_value_heads = IntField(info, o, "config", "num_key_value_heads");
-  c.num_hidden_layers = IntField(info, o, "config", "num_hidden_layers");
-  c.vocab_size = IntField(info, o, "config", "vocab_size");
-  c.rope_theta = NumberField(info, o, "config", "rope_theta");
-  c.rms_norm_eps = NumberField(info, o, "config", "rms_norm_eps");
+  c.hidden_size = IntField(info, o, n, "hidden_size");
+  c.intermediate_size = IntField(info, o, n, "intermediate_size");
+  c.num_attention_heads = IntField(info, o, n, "num_attention_heads");
+  c.num_key_value_heads = IntField(info, o, n, "num_key_value_heads");
+  c.num_hidden_layers = IntField(info, o, n, "num_hidden_layers");
+  c.vocab_size = IntField(info, o, n, "vocab_size");
+  c.rope_theta = NumberField(info, o, n, "rope_theta");
+  c.rms_norm_eps = NumberField(info, o, n, "rms_norm_eps");
   Napi::Value tie = o.Get("tie_word_embeddings");
-  if (!tie.IsBoolean()) ThrowTypeError(info, "config.tie_word_embeddings must be a boolean");
+  if (!tie.IsBoolean()) ThrowTypeError(info, name + ".tie_word_embeddings must be a boolean");
   c.tie_word_embeddings = tie.As<Napi::Boolean>().Value();
   Napi::Value act = o.Get("hidden_act");
   if (!act.IsUndefined() && (!act.IsString() || act.As<Napi::String>().Utf8Value() != "silu"))
-    ThrowTypeError(info, "config.hidden_act must be \"silu\" when given (Qwen2's SwiGLU)");
+    ThrowTypeError(info, name + ".hidden_act must be \"silu\" when given (Qwen2's SwiGLU)");
   CallNative(info.Env(), [&] { c.Validate(); });
   return c;
+}
+
+namespace {
+
+Qwen2Config ConfigArg(const Napi::CallbackInfo& info, size_t index) {
+  return Qwen2ConfigFromJs(info, ObjectArg(info, index, "config"), "config");
 }
 
 Napi::Value StepLossToJs(Napi::Env env, model::StepLoss& r) {

@@ -10,9 +10,11 @@ void RegisterSystem(Napi::Env env, Napi::Object exports);   // build info, sgemm
 void RegisterComm(Napi::Env env, Napi::Object exports);     // gloo communicator
 void RegisterKernels(Napi::Env env, Napi::Object exports);  // CPU kernels and the arena
 void RegisterData(Napi::Env env, Napi::Object exports);     // token file reader, zigzag map
+void RegisterCuda(Napi::Env env, Napi::Object exports);     // CUDA kernels (only in CUDA builds)
 
 // CPU attention kernels (flash and naive reference) and the ring merge.
 void RegisterAttention(Napi::Env env, Napi::Object exports);  // CPU flash attention kernels
 void RegisterRing(Napi::Env env, Napi::Object exports);       // ring attention over a communicator
+void RegisterTrainer(Napi::Env env, Napi::Object exports);    // what one rank runs each training step
 
 }  // namespace longctx::addon

@@ -11,10 +11,13 @@
 // was hidden behind the compute.
 //
 // Thread-safety: every method may be called from any thread, also concurrently. Collectives (Barrier,
-// AllReduceSum) are serialized internally and must be issued in the same order on every rank.
-// Point-to-point transfers may run concurrently with each other and with a collective; transfers with
-// the same (peer, tag, byte count) are matched in the order they were posted. A PendingTransfer is
-// waited by one thread.
+// AllReduceSum) are serialized internally and must be issued in the same order on every rank; two
+// threads racing to issue collectives get whichever order the lock gives them, so issue them from one
+// thread or order them yourself (the JavaScript binding orders them by call). Point-to-point transfers
+// may run concurrently with each other and with a collective; transfers with the same (peer, tag, byte
+// count) are matched in the order they were posted. A PendingTransfer is waited by one thread.
+//
+// The process must ignore SIGPIPE (Node does): gloo writes to sockets whose peer may have died.
 //
 // Failure model: the first failure (timeout, lost peer) makes the communicator unusable; later calls
 // throw CommError quoting that first failure. Recovery is a new attempt: a new process group with a

@@ -60,6 +60,18 @@ struct LayerOffsets {
   int64_t gate_weight, up_weight, down_weight;
   int64_t input_norm, post_attention_norm;
   int64_t begin, end;  // the layer's contiguous range [begin, end)
+
+  int64_t size() const { return end - begin; }
+  // The same offsets counted from `begin`: for a buffer that holds this layer's range alone (a
+  // weight copy staged on the device, a per-layer gradient buffer).
+  LayerOffsets Relative() const {
+    LayerOffsets r = *this;
+    for (int64_t* o :
+         {&r.q_weight, &r.q_bias, &r.k_weight, &r.k_bias, &r.v_weight, &r.v_bias, &r.o_weight, &r.gate_weight,
+          &r.up_weight, &r.down_weight, &r.input_norm, &r.post_attention_norm, &r.begin, &r.end})
+      *o -= begin;
+    return r;
+  }
 };
 
 class Qwen2Layout {

@@ -24,6 +24,10 @@ void LayerActivations::Release() {
     t->Release();
 }
 
+void LayerActivations::ReleaseAllButAttention() {
+  for (Tensor* t : {&norm1, &rstd1, &q, &k, &v, &mid, &norm2, &rstd2, &gate, &up, &act}) t->Release();
+}
+
 size_t LayerActivations::bytes() const {
   size_t total = 0;
   for (const Tensor* t : {&norm1, &rstd1, &q, &k, &v, &attn, &lse, &mid, &norm2, &rstd2, &gate, &up, &act})
@@ -41,8 +45,15 @@ AttentionShape ShapeOf(const LayerContext& ctx) {
 
 void LayerForward(const LayerContext& ctx, const LayerTensors<const float*>& w, const float* x, float* out,
                   LayerActivations* s) {
+  LayerForwardToAttention(ctx, w, x, s);
+  LayerForwardAttention(ctx, s);
+  LayerForwardFromAttention(ctx, w, x, out, s);
+}
+
+void LayerForwardToAttention(const LayerContext& ctx, const LayerTensors<const float*>& w, const float* x,
+                             LayerActivations* s) {
   const Qwen2Config& c = ctx.config;
-  const int T = ctx.tokens, C = c.hidden_size, Q = c.q_dim(), KV = c.kv_dim(), I = c.intermediate_size;
+  const int T = ctx.tokens, C = c.hidden_size, Q = c.q_dim(), KV = c.kv_dim();
   const float eps = static_cast<float>(c.rms_norm_eps);
   const auto& arena = ctx.arena;
 
@@ -60,10 +71,21 @@ void LayerForward(const LayerContext& ctx, const LayerTensors<const float*>& w, 
                    c.head_dim());
   cpu::RopeForward(s->k.data(), ctx.rope.cos.data(), ctx.rope.sin.data(), T, c.num_key_value_heads,
                    c.head_dim());
+}
 
-  s->attn = Tensor::Empty(arena, {T, Q});
-  s->lse = Tensor::Empty(arena, {T, c.num_attention_heads});
+void LayerForwardAttention(const LayerContext& ctx, LayerActivations* s) {
+  const Qwen2Config& c = ctx.config;
+  s->attn = Tensor::Empty(ctx.arena, {ctx.tokens, c.q_dim()});
+  s->lse = Tensor::Empty(ctx.arena, {ctx.tokens, c.num_attention_heads});
   ctx.attention.Forward(ShapeOf(ctx), s->q.data(), s->k.data(), s->v.data(), s->attn.data(), s->lse.data());
+}
+
+void LayerForwardFromAttention(const LayerContext& ctx, const LayerTensors<const float*>& w, const float* x,
+                               float* out, LayerActivations* s) {
+  const Qwen2Config& c = ctx.config;
+  const int T = ctx.tokens, C = c.hidden_size, Q = c.q_dim(), I = c.intermediate_size;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  const auto& arena = ctx.arena;
 
   // mid = x + o_proj(attn), computed in place.
   s->mid = Tensor::Empty(arena, {T, C});

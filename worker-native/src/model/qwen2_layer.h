@@ -7,6 +7,13 @@
 // layer input x, the weights, the RoPE tables and the attention (every kernel is deterministic),
 // so an activation-checkpointing policy can drop a layer's activations after the forward, keep x,
 // and call LayerForward again before LayerBackward to get bitwise the same activations.
+//
+// The forward is also available in its three phases, so that a policy can keep only the costly
+// middle one (under context parallelism the attention is the ring: communication and the
+// quadratic part) and recompute the two cheap ones around it without running the ring again:
+//   LayerForwardToAttention    n1, q, k, v (projections, biases, RoPE)
+//   LayerForwardAttention      attn, lse
+//   LayerForwardFromAttention  o_proj, residual, n2, MLP, residual → out
 #pragma once
 
 #include <memory>
@@ -33,6 +40,8 @@ struct LayerActivations {
   Tensor norm2, rstd2;   // post-attention RMSNorm
   Tensor gate, up, act;  // MLP [T, intermediate] each
   void Release();        // gives every tensor back to the arena
+  // Gives back everything but attn and lse (what selective checkpointing keeps).
+  void ReleaseAllButAttention();
   size_t bytes() const;
 };
 
@@ -44,9 +53,17 @@ struct LayerContext {
   int tokens;
 };
 
-// x, out: [tokens, hidden]. Allocates `saved` from the arena.
+// x, out: [tokens, hidden]. Allocates `saved` from the arena. The three phases in order.
 void LayerForward(const LayerContext& ctx, const LayerTensors<const float*>& w, const float* x, float* out,
                   LayerActivations* saved);
+// Allocates and writes saved->{norm1, rstd1, q, k, v}.
+void LayerForwardToAttention(const LayerContext& ctx, const LayerTensors<const float*>& w, const float* x,
+                             LayerActivations* saved);
+// Allocates and writes saved->{attn, lse} from saved->{q, k, v}.
+void LayerForwardAttention(const LayerContext& ctx, LayerActivations* saved);
+// Allocates and writes saved->{mid, norm2, rstd2, gate, up, act} and out from saved->attn.
+void LayerForwardFromAttention(const LayerContext& ctx, const LayerTensors<const float*>& w, const float* x,
+                               float* out, LayerActivations* saved);
 
 // grad holds dL/d(out) on entry and dL/dx on return ([tokens, hidden]). Adds the weight gradients
 // into g. Scratch comes from the arena and is released before returning.

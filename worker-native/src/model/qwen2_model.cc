@@ -27,18 +27,22 @@ Qwen2Model::Qwen2Model(const Qwen2Config& config, std::shared_ptr<Arena> arena, 
   grads_ = Tensor::Zeros(arena_, {layout_.NumParameters()});
 }
 
-void Qwen2Model::InitParameters(uint64_t seed) {
-  const auto& views = layout_.views();
+void InitQwen2Parameters(const Qwen2Layout& layout, float* params, uint64_t seed, double initializer_range) {
+  const auto& views = layout.views();
   for (size_t k = 0; k < views.size(); ++k) {
     const ParamView& v = views[k];
-    float* p = params_.data() + v.offset;
+    float* p = params + v.offset;
     if (v.shape.size() == 2) {
-      FillNormal(p, v.numel, options_.initializer_range, seed, k);
+      FillNormal(p, v.numel, initializer_range, seed, k);
     } else {
       const bool norm = v.name.find("norm") != std::string::npos;
       for (int64_t i = 0; i < v.numel; ++i) p[i] = norm ? 1.0f : 0.0f;
     }
   }
+}
+
+void Qwen2Model::InitParameters(uint64_t seed) {
+  InitQwen2Parameters(layout_, params_.data(), seed, options_.initializer_range);
 }
 
 LayerTensors<const float*> Qwen2Model::Weights(int layer) const {
@@ -49,18 +53,18 @@ LayerTensors<float*> Qwen2Model::Grads(int layer) {
   return LayerTensors<float*>::At(grads_.data(), layout_.layer(layer));
 }
 
-void Qwen2Model::CheckInputs(const int32_t* ids, const int32_t* positions, const int32_t* labels,
-                             int tokens) const {
+void CheckQwen2Inputs(const Qwen2Config& config, const int32_t* ids, const int32_t* positions,
+                      const int32_t* labels, int tokens) {
   if (tokens <= 0)
     throw std::invalid_argument("a step needs at least one token, got " + std::to_string(tokens));
-  cpu::CheckTokenIds(ids, tokens, config_.vocab_size, "ids");
-  cpu::CheckRope(positions, tokens, config_.head_dim(), config_.rope_theta);
-  cpu::CheckLabels(labels, tokens, config_.vocab_size);
+  cpu::CheckTokenIds(ids, tokens, config.vocab_size, "ids");
+  cpu::CheckRope(positions, tokens, config.head_dim(), config.rope_theta);
+  cpu::CheckLabels(labels, tokens, config.vocab_size);
 }
 
 StepLoss Qwen2Model::ForwardBackward(const int32_t* ids, const int32_t* positions, const int32_t* labels,
                                      int tokens, std::optional<double> grad_scale) {
-  CheckInputs(ids, positions, labels, tokens);
+  CheckQwen2Inputs(config_, ids, positions, labels, tokens);
   const int T = tokens, C = config_.hidden_size, V = config_.vocab_size, L = config_.num_hidden_layers;
   const int64_t count = cpu::CountLabels(labels, T);
   const double scale = grad_scale ? *grad_scale : (count > 0 ? 1.0 / static_cast<double>(count) : 0.0);
@@ -111,7 +115,7 @@ StepLoss Qwen2Model::ForwardBackward(const int32_t* ids, const int32_t* position
 
 StepLoss Qwen2Model::Forward(const int32_t* ids, const int32_t* positions, const int32_t* labels,
                              int tokens) {
-  CheckInputs(ids, positions, labels, tokens);
+  CheckQwen2Inputs(config_, ids, positions, labels, tokens);
   const int T = tokens, C = config_.hidden_size, V = config_.vocab_size, L = config_.num_hidden_layers;
   const float* params = params_.data();
   const RopeCache rope = BuildRopeCache(arena_, config_, positions, T);

@@ -44,6 +44,14 @@ struct StepLoss {
   double mean() const { return tokens > 0 ? loss_sum / static_cast<double>(tokens) : 0.0; }
 };
 
+// Hugging Face's init (see Qwen2Model::InitParameters) into a flat buffer of layout.NumParameters().
+void InitQwen2Parameters(const Qwen2Layout& layout, float* params, uint64_t seed, double initializer_range);
+
+// Throws std::invalid_argument for no tokens, an id or label outside the vocabulary, or a bad
+// position; what every forward checks before it allocates anything.
+void CheckQwen2Inputs(const Qwen2Config& config, const int32_t* ids, const int32_t* positions,
+                      const int32_t* labels, int tokens);
+
 class Qwen2Model {
  public:
   // Allocates the parameters and (zeroed) gradients from `arena`; the parameters are zero until
@@ -78,7 +86,6 @@ class Qwen2Model {
   const std::shared_ptr<Arena>& shared_arena() const { return arena_; }
 
  private:
-  void CheckInputs(const int32_t* ids, const int32_t* positions, const int32_t* labels, int tokens) const;
   LayerTensors<const float*> Weights(int layer) const;
   LayerTensors<float*> Grads(int layer);
 

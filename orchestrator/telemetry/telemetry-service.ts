@@ -1,0 +1,208 @@
+// The orchestrator's side of the Telemetry gRPC service. Each rank opens one stream and must
+// register first with its job id, attempt, rank and the attempt's token; anything else is
+// refused (UNAUTHENTICATED or FAILED_PRECONDITION) before a single report is read. After that:
+// heartbeats and reports mark the rank alive, step reports are aggregated across the gang into
+// one record per step, and worker events are kept with the job.
+import { status, type ServerDuplexStream, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { timingSafeEqual } from 'node:crypto';
+
+import { longctx } from '../../proto/services.js';
+import { trainingFlopsPerStep } from '../plan/flops.js';
+import type { JobRecord } from '../queue/job-record.js';
+import type { TelemetryHistory, WorkerEventRecord } from './history.js';
+import { StepAggregator, type RankStep } from './step-aggregator.js';
+
+type Call = ServerDuplexStream<longctx.TelemetryMessage, longctx.ITelemetryCommand>;
+
+export interface TelemetryServiceOptions {
+  /** The job record as the queue has it now. */
+  getJob(jobId: string): Promise<JobRecord | undefined>;
+  history: TelemetryHistory;
+  /** Peak FLOP/s of one device of a node (measured sgemm for CPU devices), for MFU. */
+  peakFlopsPerDevice(node: string): Promise<number>;
+  log?(message: string): void;
+}
+
+const EVENT_KINDS: Record<number, WorkerEventRecord['kind']> = {
+  [longctx.WorkerEvent.Kind.KIND_STARTED]: 'started',
+  [longctx.WorkerEvent.Kind.KIND_CHECKPOINT_SAVED]: 'checkpoint-saved',
+  [longctx.WorkerEvent.Kind.KIND_RESUMED]: 'resumed',
+  [longctx.WorkerEvent.Kind.KIND_WARNING]: 'warning',
+  [longctx.WorkerEvent.Kind.KIND_ERROR]: 'error',
+  [longctx.WorkerEvent.Kind.KIND_FINISHED]: 'finished',
+};
+
+function sameSecret(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+interface Registered {
+  jobId: string;
+  attempt: number;
+  rank: number;
+}
+
+export class TelemetryService {
+  private readonly aggregators = new Map<string, Promise<StepAggregator>>();
+  private readonly streams = new Map<string, Set<Call>>();
+  /** Reports handled, for the ingestion benchmark and /metrics. */
+  reportsIngested = 0;
+
+  constructor(private readonly options: TelemetryServiceOptions) {}
+
+  implementation(): UntypedServiceImplementation {
+    return { stream: (call: Call) => this.serve(call) };
+  }
+
+  /** Sends a command to every connected rank of a job (e.g. checkpoint now, stop). */
+  command(jobId: string, kind: longctx.TelemetryCommand.Kind, message = ''): number {
+    const calls = this.streams.get(jobId) ?? new Set<Call>();
+    for (const call of calls) call.write({ kind, message });
+    return calls.size;
+  }
+
+  private async check(
+    r: longctx.IRegistration,
+  ): Promise<{ job: JobRecord } | { code: status; reason: string }> {
+    const jobId = r.jobId ?? '';
+    const job = await this.options.getJob(jobId);
+    if (!job) return { code: status.NOT_FOUND, reason: `no job '${jobId}'` };
+    if (!job.token || !sameSecret(job.token, r.token ?? '')) {
+      return {
+        code: status.UNAUTHENTICATED,
+        reason: `wrong telemetry token for job '${jobId}' attempt ${r.attempt ?? 0}`,
+      };
+    }
+    if (job.attempt !== r.attempt) {
+      return {
+        code: status.FAILED_PRECONDITION,
+        reason: `job '${jobId}' is on attempt ${job.attempt}, not ${r.attempt ?? 0}`,
+      };
+    }
+    if ((r.rank ?? 0) >= job.devices) {
+      return {
+        code: status.INVALID_ARGUMENT,
+        reason: `rank ${r.rank ?? 0} is outside the job's ${job.devices} ranks`,
+      };
+    }
+    return { job };
+  }
+
+  private aggregator(job: JobRecord): Promise<StepAggregator> {
+    const key = `${job.id}/${job.attempt}`;
+    let found = this.aggregators.get(key);
+    if (!found) {
+      for (const k of this.aggregators.keys()) if (k.startsWith(`${job.id}/`)) this.aggregators.delete(k);
+      found = this.options.peakFlopsPerDevice(job.node ?? '').then(
+        (peak) =>
+          new StepAggregator({
+            worldSize: job.devices,
+            flopsPerStep: trainingFlopsPerStep(
+              job.spec.model.config,
+              job.spec.seq_len,
+              job.spec.grad_accumulation,
+            ),
+            peakFlopsPerDevice: peak,
+          }),
+      );
+      this.aggregators.set(key, found);
+    }
+    return found;
+  }
+
+  private serve(call: Call): void {
+    let who: Registered | undefined;
+    let job: JobRecord | undefined;
+    // Messages are handled one at a time, in order, even though handling is asynchronous.
+    let queue: Promise<void> = Promise.resolve();
+    const refuse = (code: status, details: string) => {
+      this.options.log?.(`telemetry refused: ${details}`);
+      call.emit('error', { code, details });
+    };
+    const forget = () => {
+      if (who) this.streams.get(who.jobId)?.delete(call);
+    };
+    call.on('data', (message: longctx.TelemetryMessage) => {
+      queue = queue
+        .then(async () => {
+          if (!who) {
+            if (message.body !== 'registration' || !message.registration) {
+              return refuse(status.UNAUTHENTICATED, 'the first telemetry message must be a registration');
+            }
+            const verdict = await this.check(message.registration);
+            if ('code' in verdict) return refuse(verdict.code, verdict.reason);
+            job = verdict.job;
+            who = { jobId: job.id, attempt: job.attempt, rank: message.registration.rank ?? 0 };
+            let calls = this.streams.get(job.id);
+            if (!calls) this.streams.set(job.id, (calls = new Set()));
+            calls.add(call);
+            await this.options.history.heard(who.jobId, who.attempt, who.rank, Date.now());
+            call.write({
+              kind: longctx.TelemetryCommand.Kind.KIND_ACK,
+              message: `registered rank ${who.rank}`,
+            });
+            return;
+          }
+          this.reportsIngested++;
+          await this.options.history.heard(who.jobId, who.attempt, who.rank, Date.now());
+          if (message.body === 'step' && message.step && job) {
+            const s = message.step;
+            const phases = s.phases ?? {};
+            const report: RankStep = {
+              rank: who.rank,
+              step: Number(s.step),
+              loss: Number(s.loss ?? 0),
+              tokens: Number(s.tokens),
+              lr: Number(s.lr ?? 0),
+              gradNorm: Number(s.gradNorm ?? 0),
+              stepSeconds: Number(s.stepSeconds ?? 0),
+              compute: Number(phases.compute ?? 0),
+              commWait: Number(phases.commWait ?? 0),
+              data: Number(phases.data ?? 0),
+              optimizer: Number(phases.optimizer ?? 0),
+              checkpoint: Number(phases.checkpoint ?? 0),
+              deviceBytesCurrent: Number(s.deviceBytesCurrent),
+              deviceBytesPeak: Number(s.deviceBytesPeak),
+              hostBytes: Number(s.hostBytes),
+              bytesSent: Number(s.bytesSent),
+              timeMs: Number(s.timeMs) || Date.now(),
+            };
+            const summary = (await this.aggregator(job)).add(report);
+            if (summary) await this.options.history.recordStep(who.jobId, who.attempt, summary);
+          } else if (message.body === 'event' && message.event) {
+            const e = message.event;
+            const c = e.checkpoint;
+            await this.options.history.recordWorkerEvent(who.jobId, {
+              kind: EVENT_KINDS[Number(e.kind)] ?? 'warning',
+              rank: who.rank,
+              attempt: who.attempt,
+              step: Number(e.step),
+              message: e.message ?? '',
+              timeMs: Number(e.timeMs) || Date.now(),
+              ...(c
+                ? {
+                    checkpoint: {
+                      step: Number(c.step),
+                      path: c.path ?? '',
+                      bytes: Number(c.bytes),
+                      saveSeconds: Number(c.saveSeconds ?? 0),
+                    },
+                  }
+                : {}),
+            });
+          }
+        })
+        .catch((err: unknown) =>
+          this.options.log?.(`telemetry: ${err instanceof Error ? err.message : String(err)}`),
+        );
+    });
+    call.on('end', () => {
+      forget();
+      call.end();
+    });
+    call.on('error', forget);
+    call.on('cancelled', forget);
+  }
+}

@@ -1,0 +1,472 @@
+// The queue and the gang scheduler against a real Redis. Nodes are registered by the test itself
+// (it holds their leases, as an agent would) and attempts are ended through the same store calls
+// an agent makes, so placement can be checked step by step; agent.test.ts runs the same flow with
+// real agents and processes.
+import test, { type ExecutionContext } from 'ava';
+
+import { finishAttempt } from '../../orchestrator/recovery.js';
+import { watchJobEvents, type JobEvent } from '../../orchestrator/queue/events.js';
+import { JobQueue } from '../../orchestrator/queue/job-queue.js';
+import type { JobRecord } from '../../orchestrator/queue/job-record.js';
+import { entryId, nodeQueue } from '../../orchestrator/queue/pending.js';
+import { Scheduler } from '../../orchestrator/queue/scheduler.js';
+import { ControlStore, freeDevices } from '../../orchestrator/queue/store.js';
+import { connect, cpuInventory, deletePrefix, spec, testPrefix, waitFor } from '../helpers/control.js';
+import { useRedis } from '../helpers/redis.js';
+
+const redisServer = useRedis(test);
+const AGENT = 'test-agent';
+
+interface Setup {
+  queue: JobQueue;
+  store: ControlStore;
+  scheduler: Scheduler;
+  prefix: string;
+  submit(name: string, devices: number, priority?: number, maxRestarts?: number): Promise<string>;
+  job(id: string): Promise<JobRecord>;
+  /** Ends the job's current attempt as its agent would on success. */
+  finish(id: string): Promise<void>;
+  newScheduler(options?: { starvationMs?: number; clock?: () => number }): Scheduler;
+}
+
+async function setup(
+  t: ExecutionContext,
+  nodes: [string, number][],
+  options: { starvationMs?: number; clock?: () => number; leaseMs?: number } = {},
+): Promise<Setup> {
+  const prefix = testPrefix(t.title);
+  const redis = connect(redisServer().url);
+  const queue = new JobQueue(redis, prefix);
+  const store = queue.store;
+  const schedulers: Scheduler[] = [];
+  const connections = [redis];
+  const newScheduler = (o: { starvationMs?: number; clock?: () => number } = {}) => {
+    const connection = connect(redisServer().url);
+    connections.push(connection);
+    const s = new Scheduler({
+      redis: connection,
+      prefix,
+      pollMs: 60_000,
+      starvationMs: o.starvationMs ?? options.starvationMs ?? 60_000,
+      clock: o.clock ?? options.clock,
+      backoff: { baseMs: 1, maxMs: 1 },
+    });
+    schedulers.push(s);
+    return s;
+  };
+  const scheduler = newScheduler();
+  for (const [name, devices] of nodes) {
+    await store.registerNode(
+      cpuInventory(name, devices),
+      AGENT,
+      options.leaseMs ?? 60_000,
+      60_000,
+      Date.now(),
+    );
+  }
+  t.teardown(async () => {
+    for (const s of schedulers) await s.stop();
+    await queue.close();
+    await deletePrefix(redis, prefix);
+    for (const c of connections) await c.quit();
+  });
+  const job = async (id: string) => {
+    const record = await store.getJob(id);
+    if (!record) throw new Error(`no job ${id}`);
+    return record;
+  };
+  return {
+    queue,
+    store,
+    scheduler,
+    prefix,
+    newScheduler,
+    job,
+    submit: async (name, devices, priority = 0, maxRestarts = 3) => {
+      const result = await queue.submit(spec(name, devices, { priority, maxRestarts }));
+      if (!result.ok) throw new Error(JSON.stringify(result.errors));
+      return result.job.id;
+    },
+    finish: async (id) => {
+      const record = await job(id);
+      const applied = await finishAttempt(store, queue.pending, record, { kind: 'succeeded' });
+      if (applied !== 'SUCCEEDED') throw new Error(`could not finish ${id}: ${applied}`);
+    },
+  };
+}
+
+/** No device is held by two jobs, and the device tables say exactly what the active jobs hold. */
+async function assertNoDoubleBooking(t: ExecutionContext, s: Setup): Promise<void> {
+  const active = await s.queue.list({ states: ['PLACED', 'RUNNING'] });
+  for (const node of await s.store.nodes()) {
+    const expected = new Map<number, string>();
+    for (const job of active.filter((j) => j.node === node.name)) {
+      t.is(job.deviceIndices.length, job.devices, `${job.id} holds the devices it needs`);
+      for (const d of job.deviceIndices) {
+        t.false(expected.has(d), `device ${d} of ${node.name} held by ${expected.get(d)} and ${job.id}`);
+        t.true(d < node.devices);
+        expected.set(d, job.id);
+      }
+    }
+    t.deepEqual(
+      [...node.heldBy.entries()].sort((a, b) => a[0] - b[0]),
+      [...expected.entries()].sort((a, b) => a[0] - b[0]),
+      `device table of ${node.name}`,
+    );
+  }
+}
+
+test('two 4-device jobs run side by side on an 8-device node while a third waits', async (t) => {
+  const s = await setup(t, [['n8', 8]]);
+  const a = await s.submit('a', 4);
+  const b = await s.submit('b', 4);
+  const c = await s.submit('c', 4);
+  const report = await s.scheduler.runPass();
+  t.deepEqual(report.placed.map((p) => p.jobId).sort(), [a, b].sort());
+  const [ja, jb, jc] = [await s.job(a), await s.job(b), await s.job(c)];
+  t.is(ja.state, 'PLACED');
+  t.is(jb.state, 'PLACED');
+  t.is(jc.state, 'QUEUED');
+  t.deepEqual([...ja.deviceIndices, ...jb.deviceIndices].sort(), [0, 1, 2, 3, 4, 5, 6, 7]);
+  t.not(ja.token, jb.token);
+  t.is(ja.attempt, 1);
+  t.true(await s.queue.checkTelemetryToken(a, 1, ja.token!));
+  t.false(await s.queue.checkTelemetryToken(a, 2, ja.token!), 'another attempt');
+  t.false(await s.queue.checkTelemetryToken(a, 1, jb.token!), "another job's secret");
+  t.false(await s.queue.checkTelemetryToken(c, 0, ''), 'a waiting job has none');
+  await assertNoDoubleBooking(t, s);
+  // The hand-off: each placed attempt is in its node's queue.
+  const handed = nodeQueue(s.queue.redis, s.prefix, 'n8');
+  t.truthy(await handed.getJob(entryId({ jobId: a, attempt: 1 })));
+  await handed.close();
+
+  t.deepEqual((await s.scheduler.runPass()).placed, [], 'nothing fits while both run');
+  await s.finish(a);
+  t.false(await s.queue.checkTelemetryToken(a, 1, ja.token!), 'revoked when the attempt ended');
+  const next = await s.scheduler.runPass();
+  t.deepEqual(
+    next.placed.map((p) => [p.jobId, p.devices]),
+    [[c, ja.deviceIndices]],
+  );
+  await assertNoDoubleBooking(t, s);
+});
+
+test('higher priority runs first, FIFO within a priority', async (t) => {
+  const s = await setup(t, [['n2', 2]]);
+  const blocker = await s.submit('blocker', 2);
+  await s.scheduler.runPass();
+  const A = await s.submit('A', 2, 0);
+  const B = await s.submit('B', 2, 5);
+  const C = await s.submit('C', 2, 5);
+  const D = await s.submit('D', 2, 10);
+  const E = await s.submit('E', 2, 0);
+  t.deepEqual(
+    (await s.queue.pending.list()).map((e) => e.jobId),
+    [D, B, C, A, E],
+  );
+  const order: string[] = [];
+  let running = blocker;
+  for (let i = 0; i < 5; i++) {
+    await s.finish(running);
+    const placed = (await s.scheduler.runPass()).placed;
+    t.is(placed.length, 1);
+    running = placed[0]!.jobId;
+    order.push(running);
+  }
+  t.deepEqual(order, [D, B, C, A, E]);
+});
+
+test('backfill lets small jobs pass a big one until it has waited too long; then its node is kept for it', async (t) => {
+  let now = Date.now();
+  const s = await setup(t, [['n8', 8]], { starvationMs: 1000, clock: () => now });
+  const small1 = await s.submit('small1', 4);
+  const small2 = await s.submit('small2', 4);
+  await s.scheduler.runPass();
+  const big = await s.submit('big', 8);
+  const small3 = await s.submit('small3', 4);
+  const small4 = await s.submit('small4', 4);
+  now = Date.now(); // the test's clock: it moves only when the test says
+
+  // Backfill: the big job does not fit in 4 free devices, the small one behind it does.
+  await s.finish(small1);
+  let pass = await s.scheduler.runPass();
+  t.deepEqual(
+    pass.placed.map((p) => p.jobId),
+    [small3],
+  );
+  t.deepEqual(pass.held, []);
+
+  // The big job has now waited past the threshold: the node is kept for it, so the 4 devices
+  // freed next are not given to small4.
+  now += 2000;
+  await s.finish(small2);
+  pass = await s.scheduler.runPass();
+  t.deepEqual(pass.placed, []);
+  t.deepEqual(pass.held, [{ jobId: big, node: 'n8' }]);
+  t.is((await s.job(big)).holdNode, 'n8');
+  t.is((await s.job(small4)).state, 'QUEUED');
+  t.is(freeDevices((await s.store.nodes())[0]!), 4);
+  t.regex((await s.queue.history(big)).at(-1)!.message, /waited too long: keeping node n8/);
+
+  // The last small job ends: the big one fits and is placed; the hold ends with the placement.
+  await s.finish(small3);
+  pass = await s.scheduler.runPass();
+  t.deepEqual(
+    pass.placed.map((p) => p.jobId),
+    [big],
+  );
+  t.is((await s.job(big)).holdNode, undefined);
+  t.is((await s.job(small4)).state, 'QUEUED');
+  // small4 has waited past the threshold too: the node is now kept for it, the next in line.
+  t.deepEqual(pass.held, [{ jobId: small4, node: 'n8' }]);
+  t.is((await s.store.nodes())[0]!.hold, small4);
+
+  await s.finish(big);
+  pass = await s.scheduler.runPass();
+  t.deepEqual(
+    pass.placed.map((p) => p.jobId),
+    [small4],
+  );
+  t.is((await s.store.nodes())[0]!.hold, undefined);
+});
+
+test('a cancelled queued job is never placed and leaves the pending queue', async (t) => {
+  const s = await setup(t, [['n4', 4]]);
+  const blocker = await s.submit('blocker', 4);
+  await s.scheduler.runPass();
+  const x = await s.submit('x', 4);
+  const result = await s.queue.cancel(x);
+  t.deepEqual(result, { cancelled: true, previousState: 'QUEUED', message: 'cancelled while QUEUED' });
+  t.deepEqual(
+    (await s.queue.pending.list()).map((e) => e.jobId),
+    [],
+  );
+  await s.finish(blocker);
+  t.deepEqual((await s.scheduler.runPass()).placed, []);
+  const job = await s.job(x);
+  t.is(job.state, 'CANCELLED');
+  t.is(job.attempt, 0);
+  t.is(freeDevices((await s.store.nodes())[0]!), 4);
+  t.deepEqual(await s.queue.cancel(x), {
+    cancelled: false,
+    previousState: 'CANCELLED',
+    message: `job ${x} already CANCELLED`,
+  });
+  t.deepEqual(await s.queue.cancel('nope'), { cancelled: false, message: "no job 'nope'" });
+});
+
+test('cancelling a placed job tells its node agent and frees its devices when the attempt ends', async (t) => {
+  const s = await setup(t, [['n4', 4]]);
+  const x = await s.submit('x', 3);
+  await s.scheduler.runPass();
+  const messages: string[] = [];
+  const listener = s.queue.redis.duplicate();
+  listener.on('message', (_c: string, m: string) => messages.push(m));
+  await listener.subscribe(s.store.keys.nodeControl('n4'));
+  t.teardown(() => listener.quit());
+
+  const result = await s.queue.cancel(x);
+  t.true(result.cancelled);
+  t.is(result.previousState, 'PLACED');
+  await waitFor('the cancel command', () => messages.length > 0);
+  t.deepEqual(JSON.parse(messages[0]!), { type: 'cancel', jobId: x, attempt: 1 });
+  const placed = await s.job(x);
+  t.true(placed.cancelRequested);
+  t.is(placed.state, 'PLACED', 'devices stay held until the ranks are gone');
+  t.is(freeDevices((await s.store.nodes())[0]!), 1);
+
+  // The agent stops the gang; whatever the ranks did, the attempt ends as CANCELLED.
+  const applied = await finishAttempt(s.store, s.queue.pending, placed, {
+    kind: 'failed',
+    cause: 'rank-failed',
+    message: 'rank 0 was killed by SIGTERM',
+  });
+  t.is(applied, 'CANCELLED');
+  const ended = await s.job(x);
+  t.is(ended.state, 'CANCELLED');
+  t.is(ended.token, undefined, 'the telemetry token is revoked');
+  t.is(freeDevices((await s.store.nodes())[0]!), 4);
+  t.deepEqual((await s.scheduler.runPass()).placed, []);
+});
+
+test('a job needing more devices than any node has is rejected at submit', async (t) => {
+  const s = await setup(t, [
+    ['n8', 8],
+    ['n4', 4],
+  ]);
+  const result = await s.queue.submit(spec('huge', 16));
+  t.deepEqual(result, {
+    ok: false,
+    errors: [{ path: 'devices', reason: '16 requested but the largest node has 8' }],
+  });
+  t.deepEqual(await s.queue.list(), []);
+  t.deepEqual(await s.queue.pending.list(), []);
+
+  const empty = await setup(t, []);
+  const none = await empty.queue.submit(spec('any', 1));
+  t.deepEqual(none, {
+    ok: false,
+    errors: [{ path: 'devices', reason: '1 requested but no node agent has registered' }],
+  });
+});
+
+test('concurrent placements never double-book a device', async (t) => {
+  const s = await setup(t, [['n8', 8]]);
+  const ids: string[] = [];
+  for (let i = 0; i < 12; i++) ids.push(await s.submit(`j${i}`, 4));
+  // Two connections fire every placement at once, as two racing schedulers would.
+  const other = new ControlStore(connect(redisServer().url), s.prefix);
+  t.teardown(() => other.redis.quit());
+  const now = Date.now();
+  const results = await Promise.all(
+    ids.map((id, i) => (i % 2 === 0 ? s.store : other).placeJob(id, 'n8', 0, `token-${i}`, now)),
+  );
+  const won = results.filter((r) => r.ok);
+  t.is(won.length, 2);
+  const devices = won.flatMap((r) => (r.ok ? r.devices : []));
+  t.deepEqual([...devices].sort(), [0, 1, 2, 3, 4, 5, 6, 7]);
+  for (const r of results) if (!r.ok) t.regex(r.reason, /only 0 of 4 devices free|only \d of 4/);
+  await assertNoDoubleBooking(t, s);
+});
+
+test('two schedulers racing on the same Redis place every job exactly once without double-booking', async (t) => {
+  const s = await setup(t, [
+    ['na', 8],
+    ['nb', 6],
+  ]);
+  const second = s.newScheduler();
+  const ids: string[] = [];
+  for (let i = 0; i < 24; i++) ids.push(await s.submit(`r${i}`, (i % 4) + 1, i % 3));
+  for (let round = 0; round < 200; round++) {
+    await Promise.all([s.scheduler.runPass(), second.runPass()]);
+    await assertNoDoubleBooking(t, s);
+    const active = await s.queue.list({ states: ['PLACED'] });
+    if (active.length === 0 && (await s.queue.list({ states: ['QUEUED'] })).length === 0) break;
+    // End two running jobs, as their agents would.
+    for (const job of active.slice(0, 2)) await s.finish(job.id);
+  }
+  const jobs = await s.queue.list();
+  t.is(jobs.length, 24);
+  for (const job of jobs) {
+    t.is(job.state, 'SUCCEEDED', job.id);
+    t.is(job.attempt, 1, `${job.id} was placed once`);
+    const placements = (await s.queue.history(job.id)).filter((e) => e.state === 'PLACED');
+    t.is(placements.length, 1, `${job.id} has one placement event`);
+  }
+});
+
+test('a restarted orchestrator (a new scheduler on the same Redis) loses no job', async (t) => {
+  const s = await setup(t, [['n4', 4]]);
+  const first = await s.submit('first', 4);
+  await s.scheduler.runPass();
+  const second = await s.submit('second', 2, 7);
+  const third = await s.submit('third', 2, 1);
+  await s.scheduler.runPass();
+  t.is((await s.job(second)).state, 'QUEUED');
+  await s.scheduler.stop(); // the orchestrator goes away
+
+  // While it is down: a submitter dies between recording a job and enqueueing it, and another
+  // scheduler dies between placing a job and handing it to the node.
+  const orphanSpec = spec('orphan', 1);
+  const seq = await s.store.nextSequence();
+  const { newJobFields } = await import('../../orchestrator/queue/job-record.js');
+  await s.store.createJob(
+    'orphan-1',
+    newJobFields({ id: 'orphan-1', seq, ...orphanSpec, now: Date.now() }),
+    Date.now(),
+  );
+  await s.finish(first);
+  const half = await s.store.placeJob(second, 'n4', 0, 'token', Date.now());
+  t.true(half.ok);
+
+  const restarted = s.newScheduler();
+  const pass = await restarted.runPass();
+  const jobs = await s.queue.list();
+  t.deepEqual(jobs.map((j) => j.id).sort(), [first, second, third, 'orphan-1'].sort());
+  t.is((await s.job(first)).state, 'SUCCEEDED');
+  t.is((await s.job(second)).state, 'PLACED');
+  // The half-done placement was handed to the node and its pending entry retired.
+  const handed = nodeQueue(s.queue.redis, s.prefix, 'n4');
+  t.truthy(await handed.getJob(entryId({ jobId: second, attempt: 1 })));
+  await handed.close();
+  t.deepEqual(
+    pass.placed.map((p) => p.jobId),
+    [third],
+  );
+  // The never-enqueued job was enqueued, and is placed once devices free up.
+  t.deepEqual(
+    (await s.queue.pending.list()).map((e) => e.jobId),
+    ['orphan-1'],
+  );
+  await s.finish(third);
+  t.deepEqual(
+    (await restarted.runPass()).placed.map((p) => p.jobId),
+    ['orphan-1'],
+  );
+});
+
+test('jobs of a node whose agent is lost go to recovery and are placed on a live node', async (t) => {
+  const s = await setup(t, [['big', 8]]);
+  await s.store.registerNode(cpuInventory('small', 4), 'doomed-agent', 400, 60_000, Date.now());
+  const x = await s.submit('x', 4, 0, 2);
+  const y = await s.submit('y', 8);
+  let pass = await s.scheduler.runPass();
+  t.deepEqual(
+    pass.placed.map((p) => [p.jobId, p.node]),
+    [
+      [x, 'small'],
+      [y, 'big'],
+    ],
+    'best fit: the 4-device job goes to the 4-device node',
+  );
+  await s.store.claimJob(x, 'small', 1, 'doomed-agent', Date.now());
+  await s.store.claimJob(y, 'big', 1, AGENT, Date.now());
+  // The small node's agent stops renewing its lease.
+  await waitFor(
+    'the lease of node small to lapse',
+    async () => !(await s.store.nodes()).find((n) => n.name === 'small')?.alive,
+  );
+  await s.finish(y);
+  pass = await s.scheduler.runPass();
+  t.deepEqual(pass.lost, [x]);
+  const job = await s.job(x);
+  t.true(job.state === 'RECOVERING' || job.state === 'PLACED');
+  t.is(job.restarts, 1);
+  const recovering = (await s.queue.history(x)).find((e) => e.state === 'RECOVERING');
+  t.regex(recovering!.message, /the agent of node small was lost during attempt 1; restart 1 of 2/);
+  await waitFor('x placed again', async () => {
+    await s.scheduler.runPass();
+    return (await s.job(x)).state === 'PLACED';
+  });
+  const again = await s.job(x);
+  t.is(again.node, 'big');
+  t.is(again.attempt, 2);
+  t.is(
+    (await s.store.nodes()).find((n) => n.name === 'small')!.heldBy.size,
+    0,
+    'the dead node’s devices were released',
+  );
+});
+
+test('watchers see every state change live, and late watchers read the history', async (t) => {
+  const s = await setup(t, [['n2', 2]]);
+  const seen: JobEvent[] = [];
+  const subscription = await watchJobEvents(s.queue.redis, s.store.keys, (e) => seen.push(e));
+  t.teardown(() => subscription.close());
+  const x = await s.submit('x', 2);
+  await s.scheduler.runPass();
+  t.is(await s.store.claimJob(x, 'n2', 1, AGENT, Date.now()), 'ok');
+  t.true(await s.store.markRunning(x, 1, AGENT, [11, 12], Date.now()));
+  await s.finish(x);
+  await waitFor('four events', () => seen.length >= 4);
+  const states = seen.filter((e) => e.jobId === x).map((e) => e.state);
+  t.deepEqual(states, ['QUEUED', 'PLACED', 'RUNNING', 'SUCCEEDED']);
+  const placed = seen.find((e) => e.state === 'PLACED')!;
+  t.deepEqual(placed.devices, [0, 1]);
+  t.is(placed.node, 'n2');
+  t.is(placed.attempt, 1);
+  t.deepEqual(
+    (await s.queue.history(x)).map((e) => e.state),
+    states,
+  );
+});

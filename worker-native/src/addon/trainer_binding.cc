@@ -1,0 +1,484 @@
+// The trainer as JavaScript sees it (worker-native/trainer.ts types it):
+//   const trainer = await createTrainer(communicator | null, options);
+//   await trainer.accumulate(ids, positions, labels, accumulationSteps)   × A
+//   await trainer.step(lr)
+//   trainer.snapshot() / trainer.load(state)   (checkpoints)
+// Long operations (construction, accumulate, evaluate, reduceGradients, step) run on the libuv pool
+// and return Promises; they are collectives when world > 1, so every rank calls them in the same
+// order. One operation at a time: a call while another runs is refused with "busy" (a rejected
+// Promise, or a thrown Error for the synchronous methods), since the native buffers are in use.
+// Errors name the argument or field; out-of-memory errors carry the arena's message and
+// code 'ERR_LONGCTX_OUT_OF_MEMORY'.
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "addon/comm_handle.h"
+#include "addon/kernel_args.h"
+#include "addon/registry.h"
+#include "train/trainer.h"
+
+namespace longctx::addon {
+
+model::Qwen2Config Qwen2ConfigFromJs(const Napi::CallbackInfo& info, Napi::Object o,
+                                     const std::string& name);          // model_binding.cc
+Napi::Error OutOfMemoryToJs(Napi::Env env, const OutOfMemoryError& e);  // arena_binding.cc
+
+namespace {
+
+using train::Trainer;
+
+// The native trainer behind one JavaScript Trainer object.
+struct TrainerHandle {
+  std::unique_ptr<Trainer> trainer;
+  const char* running = nullptr;  // the operation in flight (main thread only)
+};
+
+// Why an operation failed, kept apart so an out-of-memory error keeps its fields.
+struct Failure {
+  std::string message;
+  std::optional<OutOfMemoryError> oom;
+};
+
+// An AsyncWorker whose Promise rejects with OutOfMemoryToJs for an OutOfMemoryError and with the
+// message for any other exception. `on_done` runs on the main thread when the worker goes away
+// (after the Promise settled): it clears the busy mark.
+template <typename Result>
+class TrainerWorker : public Napi::AsyncWorker {
+ public:
+  TrainerWorker(Napi::Env env, std::function<Result()> work,
+                std::function<Napi::Value(Napi::Env, Result&)> to_js, std::function<void()> on_done)
+      : Napi::AsyncWorker(env, "longctx-trainer"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        work_(std::move(work)),
+        to_js_(std::move(to_js)),
+        on_done_(std::move(on_done)) {}
+  ~TrainerWorker() override {
+    if (on_done_) on_done_();
+  }
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    try {
+      result_.emplace(work_());
+    } catch (const OutOfMemoryError& e) {
+      failure_.message = e.what();
+      failure_.oom.emplace(e);
+    } catch (const std::exception& e) {
+      failure_.message = e.what();
+    } catch (...) {
+      failure_.message = "unknown native exception";
+    }
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (result_) {
+      deferred_.Resolve(to_js_(env, *result_));
+    } else if (failure_.oom) {
+      deferred_.Reject(OutOfMemoryToJs(env, *failure_.oom).Value());
+    } else {
+      deferred_.Reject(Napi::Error::New(env, failure_.message).Value());
+    }
+  }
+  void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::function<Result()> work_;
+  std::function<Napi::Value(Napi::Env, Result&)> to_js_;
+  std::function<void()> on_done_;
+  std::optional<Result> result_;
+  Failure failure_;
+};
+
+template <typename Result>
+Napi::Promise Queue(Napi::Env env, std::function<Result()> work,
+                    std::function<Napi::Value(Napi::Env, Result&)> to_js,
+                    std::function<void()> on_done = {}) {
+  auto* worker = new TrainerWorker<Result>(env, std::move(work), std::move(to_js), std::move(on_done));
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();  // deletes itself after OnOK
+  return promise;
+}
+
+Napi::Promise Rejected(Napi::Env env, const std::string& message) {
+  auto deferred = Napi::Promise::Deferred::New(env);
+  deferred.Reject(Napi::Error::New(env, message).Value());
+  return deferred.Promise();
+}
+
+// Empty when `what` may run now; otherwise why not.
+std::string Refusal(const TrainerHandle& h, const char* what) {
+  if (!h.trainer) return std::string("Trainer.") + what + ": the trainer is closed";
+  if (h.running != nullptr)
+    return std::string("Trainer.") + what + ": busy — " + h.running +
+           "() is still running; await it before calling " + what + "()";
+  return "";
+}
+
+void CheckIdle(const Napi::CallbackInfo& info, const TrainerHandle& h, const char* what) {
+  const std::string refusal = Refusal(h, what);
+  if (!refusal.empty()) throw Napi::Error::New(info.Env(), refusal);
+}
+
+// --- options --------------------------------------------------------------------------------------
+
+Napi::Object ObjectField(const Napi::CallbackInfo& info, Napi::Object o, const std::string& name,
+                         const char* field) {
+  Napi::Value v = o.Get(field);
+  if (!v.IsObject()) ThrowTypeError(info, name + "." + field + " must be an object");
+  return v.As<Napi::Object>();
+}
+
+std::string StringField(const Napi::CallbackInfo& info, Napi::Object o, const std::string& name,
+                        const char* field) {
+  Napi::Value v = o.Get(field);
+  if (!v.IsString()) ThrowTypeError(info, name + "." + field + " must be a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
+// A non-negative integer exactly representable in a double.
+double WholeField(const Napi::CallbackInfo& info, Napi::Object o, const char* field) {
+  const double x = NumberField(info, o, "options", field);
+  if (!(x >= 0) || x != std::trunc(x) || x > 9007199254740992.0)
+    ThrowTypeError(info, std::string("options.") + field + " must be a non-negative integer, got " +
+                             o.Get(field).ToString().Utf8Value());
+  return x;
+}
+
+train::TrainerOptions OptionsFromJs(const Napi::CallbackInfo& info, Napi::Object o, int rank) {
+  train::TrainerOptions t;
+  t.config = Qwen2ConfigFromJs(info, ObjectField(info, o, "options", "config"), "options.config");
+  t.seed = static_cast<uint64_t>(WholeField(info, o, "seed"));
+  t.device_budget_bytes = static_cast<size_t>(WholeField(info, o, "deviceBudgetBytes"));
+  t.host_budget_bytes = static_cast<size_t>(WholeField(info, o, "hostBudgetBytes"));
+  CallNative(info.Env(), [&] {
+    t.checkpointing = train::CheckpointPolicy::Parse(
+        StringField(info, o, "options", "activationCheckpointing"), "options.activationCheckpointing");
+    t.offload = train::ParseOffload(StringField(info, o, "options", "offload"), "options.offload");
+  });
+  Napi::Object opt = ObjectField(info, o, "options", "optimizer");
+  t.optimizer.beta1 = NumberField(info, opt, "options.optimizer", "beta1");
+  t.optimizer.beta2 = NumberField(info, opt, "options.optimizer", "beta2");
+  t.optimizer.eps = NumberField(info, opt, "options.optimizer", "eps");
+  t.optimizer.weight_decay = NumberField(info, opt, "options.optimizer", "weightDecay");
+  t.optimizer.grad_clip = NumberField(info, opt, "options.optimizer", "gradClip");
+  CallNative(info.Env(), [&] {
+    try {
+      t.optimizer.Validate();
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(std::string("options.") + e.what());
+    }
+  });
+  t.ce_chunk_tokens = IntField(info, o, "options", "ceChunkTokens", t.ce_chunk_tokens);
+  if (t.ce_chunk_tokens <= 0)
+    ThrowTypeError(
+        info, "options.ceChunkTokens must be a positive integer, got " + std::to_string(t.ce_chunk_tokens));
+  t.initializer_range = NumberField(info, o, "options", "initializerRange", t.initializer_range);
+  if (!(t.initializer_range > 0) || !std::isfinite(t.initializer_range))
+    ThrowTypeError(info, "options.initializerRange must be a positive finite number");
+  t.device_label = "device cpu:" + std::to_string(rank);
+  if (!o.Get("device").IsUndefined()) t.device_label = "device " + StringField(info, o, "options", "device");
+  return t;
+}
+
+// --- arguments ------------------------------------------------------------------------------------
+
+struct Tokens {
+  std::vector<int32_t> ids, positions, labels;
+  int count() const { return static_cast<int>(ids.size()); }
+};
+
+// ids, positions, labels at arguments 0..2: copied, so JavaScript may reuse its arrays at once.
+Tokens TokensArg(const Napi::CallbackInfo& info) {
+  Pins pins;
+  const auto ids = TypedArg<int32_t>(info, 0, "ids", pins);
+  const auto positions = TypedArg<int32_t>(info, 1, "positions", pins);
+  const auto labels = TypedArg<int32_t>(info, 2, "labels", pins);
+  if (ids.length > 2147483647u) throw Napi::RangeError::New(info.Env(), "ids holds more than 2^31-1 tokens");
+  for (const auto* a : {&positions, &labels}) {
+    if (a->length != ids.length)
+      throw Napi::RangeError::New(info.Env(), std::string(a->name) + " has " + std::to_string(a->length) +
+                                                  " elements, ids has " + std::to_string(ids.length));
+  }
+  Tokens t;
+  t.ids.assign(ids.data, ids.data + ids.length);
+  t.positions.assign(positions.data, positions.data + positions.length);
+  t.labels.assign(labels.data, labels.data + labels.length);
+  return t;
+}
+
+// --- results --------------------------------------------------------------------------------------
+
+Napi::Object MemoryToJs(Napi::Env env, const train::MemoryStats& m) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("deviceCurrent", static_cast<double>(m.device_current));
+  out.Set("devicePeak", static_cast<double>(m.device_peak));
+  out.Set("deviceBudget", static_cast<double>(m.device_budget));
+  out.Set("hostCurrent", static_cast<double>(m.host_current));
+  out.Set("hostPeak", static_cast<double>(m.host_peak));
+  out.Set("hostBudget", static_cast<double>(m.host_budget));
+  return out;
+}
+
+Napi::Value MicroStepToJs(Napi::Env env, train::MicroStepStats& s) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("lossSum", s.loss_sum);
+  out.Set("tokens", static_cast<double>(s.tokens));
+  out.Set("globalLossSum", s.global_loss_sum);
+  out.Set("globalTokens", static_cast<double>(s.global_tokens));
+  out.Set("loss", s.global_tokens > 0 ? s.global_loss_sum / static_cast<double>(s.global_tokens) : 0.0);
+  out.Set("computeSeconds", s.compute_seconds);
+  out.Set("commWaitSeconds", s.comm_wait_seconds);
+  out.Set("bytesSent", static_cast<double>(s.bytes_sent));
+  out.Set("memory", MemoryToJs(env, s.memory));
+  return out;
+}
+
+Napi::Value EvalToJs(Napi::Env env, train::EvalStats& s) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("lossSum", s.loss_sum);
+  out.Set("tokens", static_cast<double>(s.tokens));
+  out.Set("globalLossSum", s.global_loss_sum);
+  out.Set("globalTokens", static_cast<double>(s.global_tokens));
+  out.Set("loss", s.global_tokens > 0 ? s.global_loss_sum / static_cast<double>(s.global_tokens) : 0.0);
+  return out;
+}
+
+Napi::Value StepToJs(Napi::Env env, train::StepStats& s) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("gradNorm", s.grad_norm);
+  out.Set("clipCoefficient", s.clip_coefficient);
+  out.Set("optimizerSeconds", s.optimizer_seconds);
+  out.Set("commWaitSeconds", s.comm_wait_seconds);
+  out.Set("adamStep", static_cast<double>(s.adam_step));
+  out.Set("memory", MemoryToJs(env, s.memory));
+  return out;
+}
+
+Napi::Float32Array CopyToJs(Napi::Env env, const float* data, int64_t count) {
+  Napi::Float32Array out = Napi::Float32Array::New(env, static_cast<size_t>(count));
+  if (count > 0) std::memcpy(out.Data(), data, static_cast<size_t>(count) * sizeof(float));
+  return out;
+}
+
+// --- the Trainer object ---------------------------------------------------------------------------
+
+using Method = std::function<Napi::Value(const Napi::CallbackInfo&, const std::shared_ptr<TrainerHandle>&)>;
+
+// Starts `work` as operation `what`: refused while another runs; busy until the worker is gone.
+template <typename Result>
+Napi::Value Start(const Napi::CallbackInfo& info, const std::shared_ptr<TrainerHandle>& h, const char* what,
+                  std::function<Result(Trainer&)> work,
+                  std::function<Napi::Value(Napi::Env, Result&)> to_js) {
+  const std::string refusal = Refusal(*h, what);
+  if (!refusal.empty()) return Rejected(info.Env(), refusal);
+  h->running = what;
+  Trainer* trainer = h->trainer.get();
+  return Queue<Result>(
+      info.Env(), [trainer, work = std::move(work)] { return work(*trainer); }, std::move(to_js),
+      [h] { h->running = nullptr; });
+}
+
+// A positive integer argument.
+int CountArg(const Napi::CallbackInfo& info, size_t index, const char* name) {
+  const double x = NumberArg(info, index, name);
+  if (!(x >= 1) || x != std::trunc(x) || x > 2147483647.0)
+    ThrowTypeError(info, "argument " + std::to_string(index) + " (" + name +
+                             ") must be an integer >= 1, got " + info[index].ToString().Utf8Value());
+  return static_cast<int>(x);
+}
+
+// accumulate(ids, positions, labels, accumulationSteps) → Promise<MicroStepResult>
+Napi::Value Accumulate(const Napi::CallbackInfo& info, const std::shared_ptr<TrainerHandle>& h) {
+  auto tokens = std::make_shared<Tokens>(TokensArg(info));
+  const int accumulation = CountArg(info, 3, "accumulationSteps");
+  return Start<train::MicroStepStats>(
+      info, h, "accumulate",
+      [tokens, accumulation](Trainer& t) {
+        return t.Accumulate(tokens->ids.data(), tokens->positions.data(), tokens->labels.data(),
+                            tokens->count(), accumulation);
+      },
+      MicroStepToJs);
+}
+
+// evaluate(ids, positions, labels) → Promise<EvalResult>
+Napi::Value Evaluate(const Napi::CallbackInfo& info, const std::shared_ptr<TrainerHandle>& h) {
+  auto tokens = std::make_shared<Tokens>(TokensArg(info));
+  return Start<train::EvalStats>(
+      info, h, "evaluate",
+      [tokens](Trainer& t) {
+        return t.Evaluate(tokens->ids.data(), tokens->positions.data(), tokens->labels.data(),
+                          tokens->count());
+      },
+      EvalToJs);
+}
+
+// reduceGradients() → Promise<{commWaitSeconds}>
+Napi::Value ReduceGradients(const Napi::CallbackInfo& info, const std::shared_ptr<TrainerHandle>& h) {
+  return Start<double>(
+      info, h, "reduceGradients", [](Trainer& t) { return t.ReduceGradients(); },
+      [](Napi::Env env, double& waited) -> Napi::Value {
+        Napi::Object out = Napi::Object::New(env);
+        out.Set("commWaitSeconds", waited);
+        return out;
+      });
+}
+
+// step(lr) → Promise<StepResult>
+Napi::Value Step(const Napi::CallbackInfo& info, const std::shared_ptr<TrainerHandle>& h) {
+  const double lr = NumberArg(info, 0, "lr");
+  return Start<train::StepStats>(
+      info, h, "step", [lr](Trainer& t) { return t.Step(lr); }, StepToJs);
+}
+
+Napi::Value Gradients(const Napi::CallbackInfo& info, const std::shared_ptr<TrainerHandle>& h) {
+  CheckIdle(info, *h, "gradients");
+  return CopyToJs(info.Env(), h->trainer->grads(), h->trainer->num_parameters());
+}
+
+// snapshot() → {params, expAvg, expAvgSq, adamStep}: copies, for a checkpoint.
+Napi::Value Snapshot(const Napi::CallbackInfo& info, const std::shared_ptr<TrainerHandle>& h) {
+  CheckIdle(info, *h, "snapshot");
+  const Trainer& t = *h->trainer;
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("params", CopyToJs(env, t.params(), t.num_parameters()));
+  out.Set("expAvg", CopyToJs(env, t.exp_avg(), t.shard().size()));
+  out.Set("expAvgSq", CopyToJs(env, t.exp_avg_sq(), t.shard().size()));
+  out.Set("adamStep", static_cast<double>(t.adam_step()));
+  return out;
+}
+
+// load({params?, expAvg?, expAvgSq?, adamStep?}): everything is checked before anything changes.
+Napi::Value Load(const Napi::CallbackInfo& info, const std::shared_ptr<TrainerHandle>& h) {
+  CheckIdle(info, *h, "load");
+  Trainer& t = *h->trainer;
+  Napi::Object state = ObjectArg(info, 0, "state");
+  auto array = [&](const char* field, int64_t expected, const std::string& what) -> const float* {
+    Napi::Value v = state.Get(field);
+    if (v.IsUndefined()) return nullptr;
+    if (!IsTypedArrayOf(v, napi_float32_array))
+      ThrowTypeError(info, std::string("state.") + field + " must be a Float32Array");
+    auto a = v.As<Napi::Float32Array>();
+    if (static_cast<int64_t>(a.ElementLength()) != expected)
+      throw Napi::RangeError::New(info.Env(), std::string("state.") + field + " has " +
+                                                  std::to_string(a.ElementLength()) + " values, " + what);
+    return a.Data();
+  };
+  const train::ShardRange shard = t.shard();
+  const std::string shard_text = "this rank's optimizer shard [" + std::to_string(shard.begin) + ", " +
+                                 std::to_string(shard.end) + ") has " + std::to_string(shard.size()) +
+                                 " (rank " + std::to_string(t.rank()) + " of " + std::to_string(t.world()) +
+                                 ")";
+  const float* params = array("params", t.num_parameters(),
+                              "the model has " + std::to_string(t.num_parameters()) + " parameters");
+  const float* exp_avg = array("expAvg", shard.size(), shard_text);
+  const float* exp_avg_sq = array("expAvgSq", shard.size(), shard_text);
+  std::optional<int64_t> step;
+  Napi::Value s = state.Get("adamStep");
+  if (!s.IsUndefined()) {
+    const double x = s.IsNumber() ? s.As<Napi::Number>().DoubleValue() : -1;
+    if (!(x >= 0) || x != std::trunc(x) || x > 9007199254740992.0)
+      ThrowTypeError(info, "state.adamStep must be a non-negative integer, got " + s.ToString().Utf8Value());
+    step = static_cast<int64_t>(x);
+  }
+  CallNative(info.Env(), [&] { t.Load(params, exp_avg, exp_avg_sq, step ? &*step : nullptr); });
+  return info.Env().Undefined();
+}
+
+Napi::Value Memory(const Napi::CallbackInfo& info, const std::shared_ptr<TrainerHandle>& h) {
+  CheckIdle(info, *h, "memory");
+  return MemoryToJs(info.Env(), h->trainer->memory());
+}
+
+Napi::Value ResetPeak(const Napi::CallbackInfo& info, const std::shared_ptr<TrainerHandle>& h) {
+  CheckIdle(info, *h, "resetPeak");
+  h->trainer->ResetPeak();
+  return info.Env().Undefined();
+}
+
+// close(): frees the trainer's memory now. Closing twice is a no-op; closing while busy throws.
+Napi::Value Close(const Napi::CallbackInfo& info, const std::shared_ptr<TrainerHandle>& h) {
+  if (!h->trainer) return info.Env().Undefined();
+  CheckIdle(info, *h, "close");
+  h->trainer.reset();
+  return info.Env().Undefined();
+}
+
+Napi::Value ParameterViews(const Napi::CallbackInfo& info, const std::shared_ptr<TrainerHandle>& h) {
+  CheckIdle(info, *h, "parameterViews");
+  Napi::Env env = info.Env();
+  const auto& views = h->trainer->layout().views();
+  Napi::Array out = Napi::Array::New(env, views.size());
+  for (size_t i = 0; i < views.size(); ++i) {
+    const model::ParamView& v = views[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", v.name);
+    o.Set("offset", static_cast<double>(v.offset));
+    Napi::Array shape = Napi::Array::New(env, v.shape.size());
+    for (size_t d = 0; d < v.shape.size(); ++d) shape.Set(d, static_cast<double>(v.shape[d]));
+    o.Set("shape", shape);
+    o.Set("numel", static_cast<double>(v.numel));
+    o.Set("weightDecay", v.weight_decay);
+    out.Set(i, o);
+  }
+  return out;
+}
+
+Napi::Object TrainerObject(Napi::Env env, std::unique_ptr<Trainer> trainer) {
+  auto h = std::make_shared<TrainerHandle>();
+  h->trainer = std::move(trainer);
+  const Trainer& t = *h->trainer;
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("numParameters", static_cast<double>(t.num_parameters()));
+  out.Set("rank", t.rank());
+  out.Set("world", t.world());
+  Napi::Object shard = Napi::Object::New(env);
+  shard.Set("begin", static_cast<double>(t.shard().begin));
+  shard.Set("end", static_cast<double>(t.shard().end));
+  out.Set("shard", shard);
+  out.Set("activationCheckpointing", t.options().checkpointing.name());
+  out.Set("offload", train::OffloadName(t.options().offload));
+  auto method = [&](const char* name, Method fn) {
+    out.Set(name, Napi::Function::New(
+                      env, [h, fn](const Napi::CallbackInfo& info) { return fn(info, h); }, name));
+  };
+  method("accumulate", Accumulate);
+  method("evaluate", Evaluate);
+  method("reduceGradients", ReduceGradients);
+  method("step", Step);
+  method("gradients", Gradients);
+  method("snapshot", Snapshot);
+  method("load", Load);
+  method("memory", Memory);
+  method("resetPeak", ResetPeak);
+  method("close", Close);
+  method("parameterViews", ParameterViews);
+  return out;
+}
+
+// createTrainer(communicator | null, options) → Promise<Trainer>
+Napi::Value CreateTrainer(const Napi::CallbackInfo& info) {
+  std::shared_ptr<comm::Communicator> comm;
+  if (info.Length() > 0 && !info[0].IsNull() && !info[0].IsUndefined()) comm = CommunicatorFromJs(info[0]);
+  train::TrainerOptions options = OptionsFromJs(info, ObjectArg(info, 1, "options"), comm ? comm->rank() : 0);
+  return Queue<std::unique_ptr<Trainer>>(
+      info.Env(), [comm, options] { return std::make_unique<Trainer>(comm, options); },
+      [](Napi::Env env, std::unique_ptr<Trainer>& trainer) -> Napi::Value {
+        return TrainerObject(env, std::move(trainer));
+      });
+}
+
+}  // namespace
+
+void RegisterTrainer(Napi::Env env, Napi::Object exports) {
+  exports.Set("createTrainer", Napi::Function::New(env, CreateTrainer, "createTrainer"));
+}
+
+}  // namespace longctx::addon

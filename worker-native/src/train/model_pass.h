@@ -1,0 +1,58 @@
+// One forward (and backward) of the Qwen2 model over this rank's tokens, the way the trainer runs it:
+// weights reach the device through the ParameterStore (staged per unit under parameter offload),
+// each layer keeps what the CheckpointPolicy says and the backward recomputes the rest, and each
+// unit's gradient is computed into a zeroed device buffer and then added into the store's gradients
+// (parameter_store.h says why). The mathematics is Qwen2Model's (model/qwen2_model.h): a loss summed
+// over counted tokens and the gradients of grad_scale · that sum.
+//
+// Under context parallelism `attention` is the ring: every rank must run the same passes in the same
+// order with the same policy, since each layer's attention (and each recomputed one) talks to the
+// other ranks.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "model/qwen2_config.h"
+#include "model/qwen2_model.h"
+#include "model/sequence_attention.h"
+#include "tensor/arena.h"
+#include "train/checkpointing.h"
+#include "train/parameter_store.h"
+
+namespace longctx::train {
+
+class ModelPass {
+ public:
+  // Keeps references: every argument must outlive the pass.
+  ModelPass(const model::Qwen2Config& config, const model::Qwen2Layout& layout, std::shared_ptr<Arena> device,
+            model::SequenceAttention& attention, ParameterStore& store, CheckpointPolicy policy,
+            int ce_chunk_tokens);
+
+  // Inputs are validated by the caller (CheckQwen2Inputs). Adds the gradients of
+  // grad_scale · loss_sum into store.grads().
+  model::StepLoss ForwardBackward(const int32_t* ids, const int32_t* positions, const int32_t* labels,
+                                  int tokens, double grad_scale);
+  // The loss only; one layer's activations alive at a time.
+  model::StepLoss Forward(const int32_t* ids, const int32_t* positions, const int32_t* labels, int tokens);
+
+  const CheckpointPolicy& policy() const { return policy_; }
+
+ private:
+  // A layer's weights on the device and the tensors inside them.
+  struct StagedLayer {
+    ParameterStore::DeviceWeights weights;
+    model::LayerTensors<const float*> tensors;
+  };
+  StagedLayer StageLayer(int layer) const;
+
+  const model::Qwen2Config& config_;
+  const model::Qwen2Layout& layout_;
+  std::shared_ptr<Arena> device_;
+  model::SequenceAttention& attention_;
+  ParameterStore& store_;
+  CheckpointPolicy policy_;
+  int ce_chunk_tokens_;
+};
+
+}  // namespace longctx::train

@@ -1,0 +1,203 @@
+#include "train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "kernels/cpu/adamw.h"
+#include "kernels/cpu/cross_entropy.h"
+#include "model/qwen2_model.h"
+
+namespace longctx::train {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+int WorldOf(const std::shared_ptr<comm::Communicator>& comm) { return comm ? comm->size() : 1; }
+
+}  // namespace
+
+Trainer::Trainer(std::shared_ptr<comm::Communicator> comm, TrainerOptions options)
+    : options_(std::move(options)),
+      layout_(options_.config),
+      comm_(std::move(comm)),
+      rank_(comm_ ? comm_->rank() : 0),
+      world_(WorldOf(comm_)),
+      device_(std::make_shared<Arena>(options_.device_label, options_.device_budget_bytes)),
+      host_(std::make_shared<Arena>("host", options_.host_budget_bytes)),
+      attention_(world_ > 1 ? comm_.get() : nullptr, device_, ring::Sharding::kZigzag),
+      store_(layout_.NumParameters(), options_.offload, device_, host_),
+      adam_(layout_, OwnedShard(layout_.NumParameters(), world_, rank_), options_.optimizer,
+            options_.offload == Offload::kNone ? device_ : host_),
+      pass_(options_.config, layout_, device_, attention_, store_, options_.checkpointing,
+            options_.ce_chunk_tokens) {
+  if (options_.offload == Offload::kOptimizer) {
+    host_params_shard_ = Tensor::Empty(host_, {adam_.shard().size()});
+    host_grads_shard_ = Tensor::Empty(host_, {adam_.shard().size()});
+  }
+  model::InitQwen2Parameters(layout_, store_.params(), options_.seed, options_.initializer_range);
+}
+
+void Trainer::AllReduce(double* data, size_t count, double* waited) {
+  if (world_ == 1) return;
+  const auto start = Clock::now();
+  comm_->AllReduceSum(data, count);
+  *waited += SecondsSince(start);
+}
+
+void Trainer::AllReduce(float* data, size_t count, double* waited) {
+  if (world_ == 1) return;
+  const auto start = Clock::now();
+  comm_->AllReduceSum(data, count);
+  *waited += SecondsSince(start);
+}
+
+void Trainer::CheckTokens(const int32_t* ids, const int32_t* positions, const int32_t* labels,
+                          int tokens) const {
+  model::CheckQwen2Inputs(options_.config, ids, positions, labels, tokens);
+  if (world_ > 1 && tokens % 2 != 0)
+    throw std::invalid_argument(
+        "a rank's zigzag shard is two equal chunks, so its token count must be even, got " +
+        std::to_string(tokens));
+}
+
+MicroStepStats Trainer::Accumulate(const int32_t* ids, const int32_t* positions, const int32_t* labels,
+                                   int tokens, int accumulation_steps) {
+  if (accumulation_steps < 1)
+    throw std::invalid_argument("accumulationSteps must be an integer >= 1, got " +
+                                std::to_string(accumulation_steps));
+  if (gradients_reduced_)
+    throw std::logic_error(
+        "accumulate: this step's gradients were already summed across ranks (reduceGradients); call step() "
+        "first");
+  CheckTokens(ids, positions, labels, tokens);
+  const auto start = Clock::now();
+  attention_.ResetStats();
+  double waited = 0;
+
+  // The global label count sets the gradient scale. Σ tokens and Σ tokens² travel along: all ranks
+  // passed the same count exactly when N·Σt² = (Σt)², checked before the ring could hang on it.
+  const int64_t count = cpu::CountLabels(labels, tokens);
+  double totals[3] = {static_cast<double>(count), static_cast<double>(tokens),
+                      static_cast<double>(tokens) * tokens};
+  AllReduce(totals, 3, &waited);
+  if (totals[2] * world_ != totals[1] * totals[1])
+    throw std::invalid_argument("the ranks passed different token counts (this rank " +
+                                std::to_string(tokens) + ", " +
+                                std::to_string(static_cast<int64_t>(totals[1])) + " in all over " +
+                                std::to_string(world_) + " ranks); each passes seq_len / world");
+  const int64_t global_count = static_cast<int64_t>(totals[0]);
+  const double grad_scale =
+      global_count > 0 ? 1.0 / (static_cast<double>(global_count) * accumulation_steps) : 0.0;
+
+  const model::StepLoss loss = pass_.ForwardBackward(ids, positions, labels, tokens, grad_scale);
+  double global_loss = loss.loss_sum;
+  AllReduce(&global_loss, 1, &waited);
+
+  const ring::RingStats& ring = attention_.stats();
+  waited += ring.wait_seconds;
+  MicroStepStats s{};
+  s.loss_sum = loss.loss_sum;
+  s.tokens = loss.tokens;
+  s.global_loss_sum = global_loss;
+  s.global_tokens = global_count;
+  s.comm_wait_seconds = waited;
+  s.compute_seconds = SecondsSince(start) - waited;
+  s.bytes_sent = ring.bytes_sent;
+  s.memory = memory();
+  return s;
+}
+
+EvalStats Trainer::Evaluate(const int32_t* ids, const int32_t* positions, const int32_t* labels, int tokens) {
+  CheckTokens(ids, positions, labels, tokens);
+  double waited = 0;
+  const model::StepLoss loss = pass_.Forward(ids, positions, labels, tokens);
+  double totals[2] = {loss.loss_sum, static_cast<double>(loss.tokens)};
+  AllReduce(totals, 2, &waited);
+  return {loss.loss_sum, loss.tokens, totals[0], static_cast<int64_t>(totals[1])};
+}
+
+double Trainer::ReduceGradients() {
+  double waited = 0;
+  if (!gradients_reduced_) AllReduce(store_.grads(), static_cast<size_t>(store_.size()), &waited);
+  gradients_reduced_ = true;
+  return waited;
+}
+
+void Trainer::UpdateShard(double lr, float clip) {
+  const ShardRange shard = adam_.shard();
+  const size_t bytes = static_cast<size_t>(shard.size()) * sizeof(float);
+  float* params = store_.params() + shard.begin;
+  float* grads = store_.grads() + shard.begin;
+  if (options_.offload == Offload::kOptimizer) {
+    // device → host, step on the host, parameters host → device.
+    std::memcpy(host_grads_shard_.data(), grads, bytes);
+    std::memcpy(host_params_shard_.data(), params, bytes);
+    params = host_params_shard_.data();
+    grads = host_grads_shard_.data();
+  }
+  if (clip < 1.0f) cpu::ScaleInPlace(grads, shard.size(), clip);
+  adam_.Update(params, grads, lr);
+  if (options_.offload == Offload::kOptimizer)
+    std::memcpy(store_.params() + shard.begin, host_params_shard_.data(), bytes);
+}
+
+void Trainer::GatherParameters(double* waited) {
+  if (world_ == 1) return;
+  const ShardRange shard = adam_.shard();
+  float* params = store_.params();
+  const int64_t total = store_.size();
+  for (int64_t i = 0; i < shard.begin; ++i) params[i] = -0.0f;
+  for (int64_t i = shard.end; i < total; ++i) params[i] = -0.0f;
+  AllReduce(params, static_cast<size_t>(total), waited);
+}
+
+StepStats Trainer::Step(double lr) {
+  adam_.CheckLearningRate(lr);
+  const auto start = Clock::now();
+  double waited = ReduceGradients();
+  const double norm = std::sqrt(cpu::SumOfSquares(store_.grads(), store_.size()));
+  const double clip = cpu::ClipCoefficient(norm, options_.optimizer.grad_clip);
+  UpdateShard(lr, static_cast<float>(clip));
+  GatherParameters(&waited);
+  store_.ZeroGradients();
+  gradients_reduced_ = false;
+
+  StepStats s{};
+  s.grad_norm = norm;
+  s.clip_coefficient = clip;
+  s.comm_wait_seconds = waited;
+  s.optimizer_seconds = SecondsSince(start) - waited;
+  s.adam_step = adam_.step();
+  s.memory = memory();
+  return s;
+}
+
+void Trainer::Load(const float* params, const float* exp_avg, const float* exp_avg_sq,
+                   const int64_t* adam_step) {
+  if (adam_step != nullptr) adam_.set_step(*adam_step);  // validates first: nothing changed on error
+  if (params != nullptr)
+    std::memcpy(store_.params(), params, static_cast<size_t>(store_.size()) * sizeof(float));
+  const size_t shard_bytes = static_cast<size_t>(adam_.shard().size()) * sizeof(float);
+  if (exp_avg != nullptr) std::memcpy(adam_.exp_avg(), exp_avg, shard_bytes);
+  if (exp_avg_sq != nullptr) std::memcpy(adam_.exp_avg_sq(), exp_avg_sq, shard_bytes);
+}
+
+MemoryStats Trainer::memory() const {
+  return {device_->current(), device_->peak(), device_->budget(),
+          host_->current(),   host_->peak(),   host_->budget()};
+}
+
+void Trainer::ResetPeak() {
+  device_->ResetPeak();
+  host_->ResetPeak();
+}
+
+}  // namespace longctx::train
