@@ -34,7 +34,7 @@ export interface RankLaunch {
     prefix: string;
   };
   telemetry: {
-    /** host:port of the orchestrator's Telemetry gRPC service. */
+    /** host:port of the orchestrator's Telemetry gRPC service; empty for none. */
     address: string;
     token: string;
   };
@@ -74,9 +74,7 @@ export const RANK_ENV = {
   launchFile: 'LONGCTX_LAUNCH_FILE',
 } as const;
 
-export function rendezvousPrefix(jobId: string, attempt: number): string {
-  return `longctx/${jobId}/${attempt}`;
-}
+export { rendezvousPrefix } from '../worker-native/comm.js';
 
 /** The environment variables for one rank. */
 export function rankLaunchEnv(launch: RankLaunch, launchFile?: string): Record<string, string> {
@@ -140,7 +138,11 @@ export function rankLaunchFromEnv(env: NodeJS.ProcessEnv = process.env): RankLau
     deviceBudgetBytes: whole(RANK_ENV.deviceBudgetBytes, 1),
     threads: whole(RANK_ENV.threads, 1),
     rendezvous: { redisUrl: text(RANK_ENV.redisUrl), prefix: text(RANK_ENV.rendezvousPrefix) },
-    telemetry: { address: text(RANK_ENV.telemetryAddress), token: text(RANK_ENV.telemetryToken) },
+    // An empty address means no telemetry (a rank started by hand or by a test); a token is
+    // required only with an address.
+    telemetry: env[RANK_ENV.telemetryAddress]
+      ? { address: text(RANK_ENV.telemetryAddress), token: text(RANK_ENV.telemetryToken) }
+      : { address: '', token: '' },
     runDir: text(RANK_ENV.runDir),
     checkpointsDir: text(RANK_ENV.checkpointsDir),
     specFile: text(RANK_ENV.specFile),

@@ -8,20 +8,26 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { commitCheckpoint, temporaryFolder, waitForParts, writeJsonFile, writePartRecord } from '../../checkpoints/commit.js';
+import {
+  commitCheckpoint,
+  temporaryFolder,
+  waitForParts,
+  writeJsonFile,
+  writePartRecord,
+} from '../../checkpoints/commit.js';
 import type { CheckpointManifest, FileRecord } from '../../checkpoints/manifest.js';
 import { readOptimizerRange, writeOptimizerShard } from '../../checkpoints/optimizer-shards.js';
 import { applyRetention, type RetentionPolicy } from '../../checkpoints/retention.js';
 import { asFloat32, readSafetensors, writeSafetensors } from '../../checkpoints/safetensors.js';
 import type { ModelConfig } from '../../orchestrator/spec/presets.js';
-import type { ParameterView, TrainerSnapshot } from '../trainer.js';
+import type { ParameterView, TrainerState as TrainerSnapshot } from '../trainer.js';
 
 export const MODEL_FILE = 'model.safetensors';
 export const CONFIG_FILE = 'config.json';
 export const TRAINER_STATE_FILE = 'trainer_state.json';
 
 /** Where training stands, beyond the tensors: enough to continue bit-exactly. */
-export interface TrainerState {
+export interface RunState {
   /** Optimizer steps completed. */
   step: number;
   adamStep: number;
@@ -67,7 +73,11 @@ export function hfConfig(config: ModelConfig): Record<string, unknown> {
 }
 
 /** Writes this rank's part of checkpoint `state.step`; rank 0 also commits it (returns its info). */
-export async function saveCheckpoint(ctx: SaveContext, snapshot: TrainerSnapshot, state: TrainerState): Promise<SavedCheckpoint | undefined> {
+export async function saveCheckpoint(
+  ctx: SaveContext,
+  snapshot: TrainerSnapshot,
+  state: RunState,
+): Promise<SavedCheckpoint | undefined> {
   const started = Date.now();
   const tmp = temporaryFolder(ctx.checkpointsDir, state.step);
   await mkdir(tmp, { recursive: true });
@@ -93,7 +103,10 @@ export async function saveCheckpoint(ctx: SaveContext, snapshot: TrainerSnapshot
     );
     const [configName, configRecord] = await writeJsonFile(tmp, CONFIG_FILE, hfConfig(ctx.config));
     files[configName] = configRecord;
-    const [stateName, stateRecord] = await writeJsonFile(tmp, TRAINER_STATE_FILE, { ...state, adamStep: snapshot.adamStep });
+    const [stateName, stateRecord] = await writeJsonFile(tmp, TRAINER_STATE_FILE, {
+      ...state,
+      adamStep: snapshot.adamStep,
+    });
     files[stateName] = stateRecord;
   }
   await writePartRecord(tmp, ctx.rank, files);
@@ -116,7 +129,7 @@ export interface LoadedCheckpoint {
   expAvg: Float32Array;
   expAvgSq: Float32Array;
   adamStep: number;
-  state: TrainerState;
+  state: RunState;
 }
 
 /**
@@ -137,14 +150,18 @@ export async function loadCheckpoint(
     const count = v.shape.reduce((a, b) => a * b, 1);
     if (!bytes) throw new Error(`${dir}/${MODEL_FILE}: tensor ${v.name} is missing`);
     if (bytes.byteLength !== count * 4) {
-      throw new Error(`${dir}/${MODEL_FILE}: tensor ${v.name} has ${bytes.byteLength / 4} values, the model needs ${count}`);
+      throw new Error(
+        `${dir}/${MODEL_FILE}: tensor ${v.name} has ${bytes.byteLength / 4} values, the model needs ${count}`,
+      );
     }
     params.set(asFloat32(bytes), v.offset);
   }
   const moments = await readOptimizerRange(dir, manifest, shard.begin, shard.end);
   if (moments.total !== numParameters) {
-    throw new Error(`${dir}: optimizer state covers ${moments.total} parameters, the model has ${numParameters}`);
+    throw new Error(
+      `${dir}: optimizer state covers ${moments.total} parameters, the model has ${numParameters}`,
+    );
   }
-  const state = JSON.parse(await readFile(join(dir, TRAINER_STATE_FILE), 'utf8')) as TrainerState;
+  const state = JSON.parse(await readFile(join(dir, TRAINER_STATE_FILE), 'utf8')) as RunState;
   return { params, expAvg: moments.expAvg, expAvgSq: moments.expAvgSq, adamStep: state.adamStep, state };
 }

@@ -3,7 +3,7 @@
 // per step. Every rank runs the same loop in lockstep (the trainer's collectives keep them so).
 import type { TokenFile } from '../../data/token-file.js';
 import type { Trainer } from '../trainer.js';
-import { saveCheckpoint, type SaveContext, type SavedCheckpoint, type TrainerState } from './checkpoint-io.js';
+import { saveCheckpoint, type SaveContext, type SavedCheckpoint, type RunState } from './checkpoint-io.js';
 import { learningRate, type Schedule } from './schedule.js';
 
 /** What one optimizer step did, as the worker reports it (loss and tokens are global). */
@@ -30,7 +30,7 @@ export interface LoopOptions {
   checkpointEvery: number;
   save: SaveContext;
   /** Where training stands: fresh (step 0) or from a checkpoint. */
-  state: TrainerState;
+  state: RunState;
   /** Stop (with a checkpoint) after this step, before totalSteps: planned preemption. */
   stopAfterStep?: number;
   onStep(record: StepRecord): void;
@@ -39,9 +39,9 @@ export interface LoopOptions {
 
 const now = () => performance.now() / 1000;
 
-export async function runTrainingLoop(o: LoopOptions): Promise<TrainerState> {
+export async function runTrainingLoop(o: LoopOptions): Promise<RunState> {
   const { trainer, data, save } = o;
-  let state = { ...o.state };
+  let state: RunState = { ...o.state };
   let pending: Promise<SavedCheckpoint | undefined> | undefined;
   const last = Math.min(o.schedule.totalSteps, o.stopAfterStep ?? Infinity);
 
@@ -52,12 +52,13 @@ export async function runTrainingLoop(o: LoopOptions): Promise<TrainerState> {
     let lossSum = 0;
     let tokens = 0;
     let bytesSent = 0;
+    let cursor = state.sequenceCursor;
     for (let micro = 0; micro < o.gradAccumulation; micro++) {
       const t = now();
-      const shard = data.readShard(state.sequenceCursor, o.seqLen, save.rank, save.world);
+      const shard = data.readShard(cursor, o.seqLen, save.rank, save.world);
       phases.data += now() - t;
       const r = await trainer.accumulate(shard.inputIds, shard.positions, shard.labels, o.gradAccumulation);
-      state.sequenceCursor++;
+      cursor++;
       lossSum += r.globalLossSum;
       tokens += r.globalTokens;
       phases.compute += r.computeSeconds;
@@ -69,7 +70,15 @@ export async function runTrainingLoop(o: LoopOptions): Promise<TrainerState> {
     phases.optimizer += s.optimizerSeconds;
     phases.commWait += s.commWaitSeconds;
     const loss = tokens > 0 ? lossSum / tokens : 0;
-    state = { ...state, step, adamStep: s.adamStep, tokensSeen: state.tokensSeen + tokens, lastLoss: loss };
+    // A new object every step: a save still writing an earlier state keeps that state intact.
+    state = {
+      ...state,
+      step,
+      adamStep: s.adamStep,
+      sequenceCursor: cursor,
+      tokensSeen: state.tokensSeen + tokens,
+      lastLoss: loss,
+    };
 
     if (step % o.checkpointEvery === 0 || step === last) {
       const t = now();

@@ -3,7 +3,7 @@
 // device budget, resumes from the checkpoint the agent chose (or starts fresh), trains, and
 // streams what happens to the orchestrator. Exit 0 when the job (or the planned stop) is done;
 // 1 on any error, after saying why on stderr and over telemetry.
-import { readFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { rankLaunchFromEnv, type RankLaunch } from '../../cluster/rank-launch.js';
@@ -15,7 +15,7 @@ import { longctx } from '../../proto/services.js';
 import '../comm.js';
 import { native } from '../native.js';
 import '../trainer.js';
-import { loadCheckpoint, type TrainerState } from './checkpoint-io.js';
+import { loadCheckpoint, type RunState } from './checkpoint-io.js';
 import { TelemetryClient } from './telemetry-client.js';
 import { runTrainingLoop } from './training-loop.js';
 
@@ -26,16 +26,41 @@ function log(launch: RankLaunch, message: string): void {
   process.stdout.write(`[${new Date().toISOString()}] rank ${launch.rank}/${launch.worldSize}: ${message}\n`);
 }
 
+/** The agent's contract: a rank whose agent is gone exits (its gang is being torn down anyway). */
+function exitWithAgent(launch: RankLaunch): void {
+  const timer = setInterval(() => {
+    if (process.ppid !== launch.agentPid) {
+      process.stderr.write(`longctx worker: agent ${launch.agentPid} is gone; exiting\n`);
+      process.exit(1);
+    }
+  }, 500);
+  timer.unref();
+}
+
 async function main(): Promise<void> {
   const launch = rankLaunchFromEnv();
+  exitWithAgent(launch);
+  // Machine-readable step records beside the rank's text log, for analysis and for tests.
+  const stepsLog = join(launch.runDir, 'logs', `rank-${launch.rank}.steps.jsonl`);
+  await mkdir(join(launch.runDir, 'logs'), { recursive: true });
+  let stepsWritten: Promise<void> = Promise.resolve();
   const spec = JSON.parse(await readFile(launch.specFile, 'utf8')) as JobSpec;
   if (spec.activation_checkpointing === 'auto' || spec.offload === 'auto') {
-    throw new Error(`${launch.specFile}: activation_checkpointing and offload must be resolved by the planner before launch`);
+    throw new Error(
+      `${launch.specFile}: activation_checkpointing and offload must be resolved by the planner before launch`,
+    );
   }
   const telemetry = launch.telemetry.address
     ? new TelemetryClient(
         launch.telemetry.address,
-        { jobId: launch.jobId, attempt: launch.attempt, rank: launch.rank, worldSize: launch.worldSize, token: launch.telemetry.token, node: launch.node },
+        {
+          jobId: launch.jobId,
+          attempt: launch.attempt,
+          rank: launch.rank,
+          worldSize: launch.worldSize,
+          token: launch.telemetry.token,
+          node: launch.node,
+        },
         (kind, message) => log(launch, `orchestrator: ${kind}${message ? ` (${message})` : ''}`),
       )
     : undefined;
@@ -73,18 +98,47 @@ async function main(): Promise<void> {
     });
     const data = await openTokenFile(spec.data.path);
     const views = trainer.parameterViews();
-    let state: TrainerState = { step: 0, adamStep: 0, sequenceCursor: 0, tokensSeen: 0, lastLoss: 0, seed: spec.seed, worldSize: launch.worldSize };
+    let state: RunState = {
+      step: 0,
+      adamStep: 0,
+      sequenceCursor: 0,
+      tokensSeen: 0,
+      lastLoss: 0,
+      seed: spec.seed,
+      worldSize: launch.worldSize,
+    };
     if (launch.resume) {
-      const manifest = parseManifest(await readFile(join(launch.resume.dir, 'manifest.json'), 'utf8'), launch.resume.dir);
-      const loaded = await loadCheckpoint(launch.resume.dir, manifest, views, trainer.numParameters, trainer.shard);
-      trainer.load({ params: loaded.params, expAvg: loaded.expAvg, expAvgSq: loaded.expAvgSq, adamStep: loaded.adamStep });
+      const manifest = parseManifest(
+        await readFile(join(launch.resume.dir, 'manifest.json'), 'utf8'),
+        launch.resume.dir,
+      );
+      const loaded = await loadCheckpoint(
+        launch.resume.dir,
+        manifest,
+        views,
+        trainer.numParameters,
+        trainer.shard,
+      );
+      trainer.load({
+        params: loaded.params,
+        expAvg: loaded.expAvg,
+        expAvgSq: loaded.expAvgSq,
+        adamStep: loaded.adamStep,
+      });
       state = { ...loaded.state, worldSize: launch.worldSize };
-      log(launch, `resumed from ${launch.resume.dir} (step ${state.step}, saved on ${manifest.worldSize} ranks)`);
+      log(
+        launch,
+        `resumed from ${launch.resume.dir} (step ${state.step}, saved on ${manifest.worldSize} ranks)`,
+      );
       telemetry?.reportEvent(Kind.KIND_RESUMED, `resumed from step ${state.step}`);
     } else {
       telemetry?.reportEvent(Kind.KIND_STARTED, 'started');
     }
-    const retention = { keepLast: spec.checkpoint.keep, keepEvery: spec.checkpoint.keep_every, checkpointEvery: spec.checkpoint.every };
+    const retention = {
+      keepLast: spec.checkpoint.keep,
+      keepEvery: spec.checkpoint.keep_every,
+      checkpointEvery: spec.checkpoint.every,
+    };
     // Saves of a crashed attempt never became checkpoints: clear them before anyone writes.
     if (launch.rank === 0) await applyRetention(launch.checkpointsDir, retention);
     if (comm) await comm.barrier();
@@ -94,7 +148,13 @@ async function main(): Promise<void> {
       data,
       seqLen: spec.seq_len,
       gradAccumulation: spec.grad_accumulation,
-      schedule: { kind: spec.schedule.kind, lr: spec.optimizer.lr, warmupSteps: spec.schedule.warmup_steps, minLr: spec.schedule.min_lr, totalSteps: spec.steps },
+      schedule: {
+        kind: spec.schedule.kind,
+        lr: spec.optimizer.lr,
+        warmupSteps: spec.schedule.warmup_steps,
+        minLr: spec.schedule.min_lr,
+        totalSteps: spec.steps,
+      },
       checkpointEvery: spec.checkpoint.every,
       save: {
         checkpointsDir: launch.checkpointsDir,
@@ -109,9 +169,16 @@ async function main(): Promise<void> {
         partsTimeoutMs: 120_000,
       },
       state,
-      ...(process.env.LONGCTX_STOP_AFTER_STEP ? { stopAfterStep: Number(process.env.LONGCTX_STOP_AFTER_STEP) } : {}),
+      ...(process.env.LONGCTX_STOP_AFTER_STEP
+        ? { stopAfterStep: Number(process.env.LONGCTX_STOP_AFTER_STEP) }
+        : {}),
       onStep: (r) => {
-        log(launch, `step ${r.step} loss ${r.loss.toFixed(4)} lr ${r.lr.toExponential(2)} ${(r.tokens / r.stepSeconds).toFixed(0)} tok/s`);
+        const line = JSON.stringify({ attempt: launch.attempt, ...r }) + '\n';
+        stepsWritten = stepsWritten.then(() => appendFile(stepsLog, line));
+        log(
+          launch,
+          `step ${r.step} loss ${r.loss.toFixed(4)} lr ${r.lr.toExponential(2)} ${(r.tokens / r.stepSeconds).toFixed(0)} tok/s`,
+        );
         telemetry?.reportStep({
           step: r.step,
           loss: r.loss,
@@ -119,7 +186,13 @@ async function main(): Promise<void> {
           lr: r.lr,
           gradNorm: r.gradNorm,
           stepSeconds: r.stepSeconds,
-          phases: { compute: r.phases.compute, commWait: r.phases.commWait, data: r.phases.data, optimizer: r.phases.optimizer, checkpoint: r.phases.checkpoint },
+          phases: {
+            compute: r.phases.compute,
+            commWait: r.phases.commWait,
+            data: r.phases.data,
+            optimizer: r.phases.optimizer,
+            checkpoint: r.phases.checkpoint,
+          },
           deviceBytesCurrent: r.deviceBytesCurrent,
           deviceBytesPeak: r.deviceBytesPeak,
           hostBytes: r.hostBytes,
@@ -127,12 +200,23 @@ async function main(): Promise<void> {
         });
       },
       onCheckpoint: (saved) => {
-        log(launch, `checkpoint step ${saved.step} saved to ${saved.dir} (${(saved.bytes / 2 ** 20).toFixed(1)} MiB in ${saved.seconds.toFixed(2)} s)`);
+        log(
+          launch,
+          `checkpoint step ${saved.step} saved to ${saved.dir} (${(saved.bytes / 2 ** 20).toFixed(1)} MiB in ${saved.seconds.toFixed(2)} s)`,
+        );
         telemetry?.reportEvent(Kind.KIND_CHECKPOINT_SAVED, `checkpoint ${saved.step}`, {
-          checkpoint: { step: saved.step, path: saved.dir, bytes: saved.bytes, saveSeconds: saved.seconds, valid: true, writtenAtMs: Date.now() },
+          checkpoint: {
+            step: saved.step,
+            path: saved.dir,
+            bytes: saved.bytes,
+            saveSeconds: saved.seconds,
+            valid: true,
+            writtenAtMs: Date.now(),
+          },
         });
       },
     });
+    await stepsWritten;
     trainer.close();
     data.close();
     await comm?.close();
