@@ -19,7 +19,13 @@ interface Codec {
   encode(message: object): { finish(): Uint8Array };
   decode(bytes: Uint8Array): object;
   fromObject(object: object): object;
+  toObject(message: object, options: object): object;
 }
+
+// Decoded messages become plain objects with 64-bit integers as JavaScript numbers (step counts
+// and byte sizes stay far below 2^53), defaults filled in, and each oneof's name set to the
+// member present (e.g. TelemetryMessage.body === 'step').
+const PLAIN = { longs: Number, enums: Number, defaults: true, oneofs: true, arrays: true };
 
 const reflection = JSON.parse(
   readFileSync(join(dirname(fileURLToPath(import.meta.url)), 'gen', 'longctx.json'), 'utf8'),
@@ -45,9 +51,9 @@ function serviceDefinition(service: 'Control' | 'Telemetry'): ServiceDefinition 
       requestStream: m.requestStream === true,
       responseStream: m.responseStream === true,
       requestSerialize: (value: object) => Buffer.from(request.encode(request.fromObject(value)).finish()),
-      requestDeserialize: (bytes: Buffer) => request.decode(bytes),
+      requestDeserialize: (bytes: Buffer) => request.toObject(request.decode(bytes), PLAIN),
       responseSerialize: (value: object) => Buffer.from(response.encode(response.fromObject(value)).finish()),
-      responseDeserialize: (bytes: Buffer) => response.decode(bytes),
+      responseDeserialize: (bytes: Buffer) => response.toObject(response.decode(bytes), PLAIN),
       originalName: key,
     };
   }

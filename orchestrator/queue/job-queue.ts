@@ -30,7 +30,15 @@ export interface SubmitInput {
 
 /** A Redis connection suitable for BullMQ workers and queues (no per-command retry limit). */
 export function connectRedis(url: string): Redis {
-  return new Redis(url, { maxRetriesPerRequest: null });
+  const redis = new Redis(url, { maxRetriesPerRequest: null });
+  // ioredis reconnects by itself; say so once per outage instead of an unhandled error per retry.
+  let down = false;
+  redis.on('error', (err: Error) => {
+    if (!down) process.stderr.write(`redis ${url}: ${err.message} (reconnecting)\n`);
+    down = true;
+  });
+  redis.on('ready', () => (down = false));
+  return redis;
 }
 
 export class JobQueue {
