@@ -7,12 +7,13 @@ SHELL := /bin/bash
 LONGCTX_CUDA ?= auto
 export PATH := $(PATH):/usr/local/cuda/bin
 
-APT_PACKAGES := cmake g++ ninja-build redis-server libopenblas-dev libgloo-dev libhiredis-dev clang-format
+# chromium: the dashboard's browser test drives Debian's chromium (never a downloaded browser).
+APT_PACKAGES := cmake g++ ninja-build redis-server libopenblas-dev libgloo-dev libhiredis-dev clang-format chromium
 NPM_STAMP := node_modules/.package-lock.json
 PROTO_GEN := proto/gen/longctx.js proto/gen/longctx.d.ts proto/gen/longctx.json
 ADDON := build/native/Release/longctx.node
 
-.PHONY: setup apt npm build ts addon proto lint format test demo bench clean
+.PHONY: setup apt npm build ts addon proto dashboard lint format test demo bench clean
 
 setup: apt npm
 
@@ -32,7 +33,7 @@ $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $(NPM_STAMP)
 
-build: setup proto ts addon
+build: setup proto ts addon dashboard
 
 proto: $(PROTO_GEN)
 $(PROTO_GEN): proto/longctx.proto $(NPM_STAMP)
@@ -44,6 +45,14 @@ $(PROTO_GEN): proto/longctx.proto $(NPM_STAMP)
 ts: proto
 	npx tsc -p tsconfig.json
 	@mkdir -p dist/proto/gen && cp proto/gen/longctx.js proto/gen/longctx.json dist/proto/gen/
+	@chmod +x dist/orchestrator/cli/main.js
+
+# The dashboard: its TypeScript and the npm packages it uses (uPlot) bundled into one script and
+# one stylesheet, so the orchestrator serves every asset itself and the page works offline.
+dashboard: $(NPM_STAMP)
+	npx esbuild orchestrator/dashboard/main.ts --bundle --format=esm --target=es2022 --minify --sourcemap \
+	  --outfile=dist/orchestrator/dashboard/app.js --log-level=warning
+	cp orchestrator/dashboard/index.html dist/orchestrator/dashboard/
 
 addon:
 	npx cmake-js build -d worker-native --out build/native --CDLONGCTX_CUDA=$(LONGCTX_CUDA) --parallel 2
@@ -52,6 +61,7 @@ CXX_SOURCES = $(shell find worker-native/src -name '*.cc' -o -name '*.h' -o -nam
 
 lint: setup proto
 	npx tsc -p tsconfig.json --noEmit
+	npx tsc -p orchestrator/dashboard/tsconfig.json
 	npx eslint --max-warnings 0 .
 	npx prettier --check .
 	clang-format --dry-run --Werror $(CXX_SOURCES)
