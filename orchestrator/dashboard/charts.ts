@@ -41,7 +41,6 @@ function markersPlugin(markers: () => Marker[]): uPlot.Plugin {
 }
 
 interface ChartSpec {
-  title: string;
   series: uPlot.Series[];
   axes: uPlot.Axis[];
   scales?: uPlot.Scales;
@@ -62,7 +61,6 @@ export class StepChart {
     const width = Math.max(320, element.clientWidth);
     this.plot = new uPlot(
       {
-        title: spec.title,
         width,
         height: 240,
         scales: { x: { time: false }, ...spec.scales },
@@ -99,7 +97,6 @@ export class StepChart {
 }
 
 export const lossChartSpec: ChartSpec = {
-  title: 'loss',
   series: [
     { label: 'loss', stroke: '#1565c0', width: 2, value: (_u, v) => (v == null ? '–' : v.toFixed(4)) },
   ],
@@ -108,7 +105,6 @@ export const lossChartSpec: ChartSpec = {
 };
 
 export const throughputChartSpec: ChartSpec = {
-  title: 'tokens/s and MFU',
   series: [
     {
       label: 'tokens/s',

@@ -29,8 +29,11 @@ export function rate(value: number | null): string {
   return value.toFixed(value >= 100 ? 0 : 1);
 }
 
+/** Small ratios keep two significant digits (CPU devices run at a fraction of a percent MFU). */
 export function percent(ratio: number | null, digits = 1): string {
-  return ratio === null ? '–' : `${(100 * ratio).toFixed(digits)}%`;
+  if (ratio === null) return '–';
+  const p = 100 * ratio;
+  return p !== 0 && Math.abs(p) < 1 ? `${p.toPrecision(2)}%` : `${p.toFixed(digits)}%`;
 }
 
 export function fixed(value: number | null, digits: number): string {

@@ -5,7 +5,7 @@
 import type { JobPlan } from '../http/views.js';
 import type { StepSummary } from '../telemetry/step-aggregator.js';
 import { clear, h } from './dom.js';
-import { bytes, duration } from './format.js';
+import { bytes, duration, percent } from './format.js';
 
 function segment(kind: string, seconds: number, total: number): HTMLElement {
   const width = total > 0 ? (100 * seconds) / total : 0;
@@ -82,7 +82,9 @@ export function renderRankMemory(
   }
   const budget = plan?.budgetBytes ?? 0;
   const predicted = plan?.memory.peak ?? 0;
-  const scale = Math.max(budget, predicted, ...peaks, 1);
+  // Scaled to the larger of plan and measurement (not the budget, which may dwarf both), so the
+  // difference between prediction and measurement is what the eye sees.
+  const scale = 1.15 * Math.max(predicted, ...peaks, 1);
   root.append(
     h(
       'div',
@@ -91,7 +93,13 @@ export function renderRankMemory(
       plan
         ? h('span', { class: 'key predicted' }, `planned peak ${bytes(predicted)}`)
         : h('span', {}, 'no plan recorded'),
-      budget > 0 ? h('span', {}, `budget ${bytes(budget)} per device`) : null,
+      budget > 0
+        ? h(
+            'span',
+            {},
+            `budget ${bytes(budget)} per device (${percent(Math.max(...peaks) / budget)} used at most)`,
+          )
+        : null,
     ),
   );
   peaks.forEach((peak, rank) => {

@@ -155,18 +155,19 @@ export function createHttpApp(options: HttpAppOptions): HttpApp {
       });
     },
     ready: live.ready,
-    async close() {
+    close() {
       metrics.close();
       for (const res of open) res.end();
       open.clear();
-      await live.close();
+      live.close();
+      return Promise.resolve();
     },
   };
 }
 
 /**
  * The app in the shape startServer's `http` option takes (a factory of the request handler),
- * with a close() for after the server has stopped: the app holds a Redis subscription of its own.
+ * with a close() for when the server stops: the app holds a Redis subscription of its own.
  */
 export function httpAppForServer(
   extra: Pick<HttpAppOptions, 'dashboardDir' | 'processMetrics' | 'log'> = {},

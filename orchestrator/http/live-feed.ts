@@ -65,8 +65,9 @@ export class LiveFeed {
     return () => this.listeners.delete(listener);
   }
 
-  async close(): Promise<void> {
+  close(): void {
     this.listeners.clear();
-    await this.subscriber.quit().catch(() => this.subscriber.disconnect());
+    // Nothing to flush on a subscriber: close at once, and never reconnect (Redis may be gone).
+    this.subscriber.disconnect();
   }
 }

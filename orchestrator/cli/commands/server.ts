@@ -101,8 +101,8 @@ async function run(args: Args, io: CliIo): Promise<number> {
     else io.signal.addEventListener('abort', () => resolve(), { once: true });
   });
   io.stdout.write('stopping: ending running gangs, then the server\n');
-  await server.stop();
   await app.close();
+  await server.stop();
   io.stdout.write('stopped\n');
   return ExitCode.OK;
 }

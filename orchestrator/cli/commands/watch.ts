@@ -89,6 +89,8 @@ export async function watchJob(args: Args, io: CliIo, jobId: string): Promise<nu
   };
 
   try {
+    // Ask for the job first: an unknown job is a clear NOT_FOUND (exit 4) before any stream opens.
+    await client.getJob(jobId);
     return await new Promise<number>((resolve, reject) => {
       const stream = client.watchJob(jobId);
       let ended: number | undefined;

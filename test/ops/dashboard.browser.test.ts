@@ -1,0 +1,141 @@
+// The dashboard in a real browser against a running job: Debian's chromium, headless, driven by
+// playwright-core (never a downloaded browser). A server with its own Redis and a node agent of 8
+// emulated CPU devices trains the tiny model; the page must list the job, grow the loss chart as
+// steps arrive, show all 8 ranks in the per-rank panels, and follow the job to CANCELLED. A
+// screenshot is kept in test-artifacts/ for people to look at.
+import test from 'ava';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+
+import { runDataCommand } from '../../data/commands.js';
+import { ControlClient } from '../../orchestrator/cli/control-client.js';
+import { httpAppForServer } from '../../orchestrator/http/app.js';
+import { startServer, type RunningServer } from '../../orchestrator/server.js';
+import { repoRoot } from '../../worker-native/native.js';
+import { waitFor } from '../helpers/control.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARTIFACTS = join(repoRoot, 'test-artifacts');
+
+let dir = '';
+let server: RunningServer | undefined;
+let app: ReturnType<typeof httpAppForServer> | undefined;
+let browser: Browser | undefined;
+
+test.before(async () => {
+  if (!existsSync(CHROMIUM))
+    throw new Error(
+      `${CHROMIUM} is missing: install Debian's chromium ('make setup' does: apt-get install chromium)`,
+    );
+  dir = await mkdtemp(join(tmpdir(), 'longctx-browser-'));
+  const quiet = { stdout: { write: () => true }, stderr: { write: () => true } };
+  if ((await runDataCommand(['synth', '--out', join(dir, 'synth.jsonl'), '--docs', '40'], quiet)) !== 0)
+    throw new Error('data synth failed');
+  if (
+    (await runDataCommand(['pack', '--out', join(dir, 'corpus.tokens'), join(dir, 'synth.jsonl')], quiet)) !==
+    0
+  )
+    throw new Error('data pack failed');
+  app = httpAppForServer({ log: () => {} });
+  server = await startServer({
+    grpcPort: 0,
+    httpPort: 0,
+    runsDir: join(dir, 'runs'),
+    localAgent: { devices: 8 },
+    http: app.http,
+    log: () => {},
+  });
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
+});
+
+test.after.always(async () => {
+  await browser?.close();
+  await app?.close();
+  await server?.stop();
+  // startServer's stop() leaves the connection it made for the local agent open; close it here.
+  server?.agent?.store.redis.disconnect();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+/** The number in `selector`'s `attribute` once it is at least `least`. */
+async function waitForAtLeast(
+  page: Page,
+  selector: string,
+  attribute: string,
+  least: number,
+): Promise<number> {
+  return waitFor(
+    `${selector} ${attribute} >= ${least}`,
+    async () => {
+      const v = Number(await page.getAttribute(selector, attribute, { timeout: 60_000 }));
+      return Number.isFinite(v) && v >= least ? v : undefined;
+    },
+    60_000,
+  );
+}
+
+/** Runs in the page: each element's data-rank, in document order. */
+const rankAttributes = (elements: { getAttribute(name: string): string | null }[]) =>
+  elements.map((e) => Number(e.getAttribute('data-rank')));
+
+test('the dashboard follows a running job: table, loss curve gaining points, 8 ranks, then its cancellation', async (t) => {
+  const specPath = join(dir, 'browser.yaml');
+  await writeFile(
+    specPath,
+    'name: browser\nmodel: { preset: tiny }\ndata: { path: corpus.tokens }\nseq_len: 64\ndevices: 8\nsteps: 100000\ncheckpoint: { every: 25, keep: 2 }\n',
+  );
+  const client = new ControlClient(server!.grpcAddress);
+  t.teardown(() => client.close());
+  const submitted = await client.submitJob(await readFile(specPath, 'utf8'), specPath);
+  t.true(submitted.accepted, JSON.stringify(submitted.errors));
+  const jobId = submitted.jobId;
+
+  const page = await browser!.newPage({ viewport: { width: 1400, height: 1700 } });
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+  await page.goto(server!.httpUrl!);
+
+  // The jobs table lists the job, and its row turns RUNNING when the gang starts.
+  const row = `tr[data-job-id="${jobId}"]`;
+  await page.waitForSelector(`${row}[data-state="RUNNING"]`, { timeout: 60_000 });
+  t.is(await page.textContent(`${row} td.state`), 'RUNNING');
+  await mkdir(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: join(ARTIFACTS, 'dashboard-jobs.png') });
+
+  // The job's page: the loss chart gains points as steps arrive over the event stream.
+  await page.click(`${row} a`);
+  const first = await waitForAtLeast(page, '#loss-chart', 'data-points', 1);
+  const later = await waitForAtLeast(page, '#loss-chart', 'data-points', first + 3);
+  t.true(later > first, `${first} → ${later} points`);
+  t.is(await page.getAttribute('#throughput-chart', 'data-points'), String(later));
+
+  // Every rank has a time split and a memory bar; the shard map has 2 × 8 chunks.
+  await waitFor(
+    '8 rank rows',
+    async () => (await page.locator('#rank-panel .rank-row').count()) === 8,
+    60_000,
+  );
+  t.deepEqual(
+    await page.locator('#rank-panel .rank-row').evaluateAll(rankAttributes),
+    [0, 1, 2, 3, 4, 5, 6, 7],
+  );
+  t.is(await page.locator('#memory-panel .mem-row').count(), 8);
+  t.is(await page.locator('#shard-map .chunk').count(), 16);
+  t.deepEqual(
+    await page.locator('#shard-map .chunk').evaluateAll(rankAttributes),
+    [0, 1, 2, 3, 4, 5, 6, 7, 7, 6, 5, 4, 3, 2, 1, 0],
+  );
+  const loss = Number(await page.textContent('.stat.loss .value'));
+  t.true(loss > 0 && loss < 10, `loss ${loss}`);
+  await page.screenshot({ path: join(ARTIFACTS, 'dashboard-job.png'), fullPage: true });
+
+  // Cancelling shows up live on the open page.
+  const cancelled = await client.cancelJob(jobId);
+  t.true(cancelled.cancelled, cancelled.message);
+  await page.waitForSelector('#job-state:text("CANCELLED")', { timeout: 60_000 });
+  t.deepEqual(errors, []);
+});
