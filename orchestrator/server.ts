@@ -107,7 +107,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       );
     }
     const redis = connectRedis(redisUrl);
-    cleanups.push(async () => void redis.disconnect());
+    cleanups.push(() => Promise.resolve(redis.disconnect()));
     const queue = new JobQueue(redis);
     cleanups.push(() => queue.close());
     const keys = queue.store.keys;
@@ -169,7 +169,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       log,
     });
     watchdog.start();
-    cleanups.push(async () => watchdog.stop());
+    cleanups.push(() => Promise.resolve(watchdog.stop()));
 
     let httpUrl: string | undefined;
     if (options.httpPort !== null) {
