@@ -24,6 +24,7 @@ import { Scheduler } from './queue/scheduler.js';
 import { ControlService } from './rpc/control-service.js';
 import { TelemetryHistory } from './telemetry/history.js';
 import { TelemetryService } from './telemetry/telemetry-service.js';
+import type { BackoffPolicy } from './recovery.js';
 import { Watchdog } from './watchdog.js';
 
 export const DEFAULT_GRPC_PORT = 7170;
@@ -61,6 +62,8 @@ export interface ServerOptions {
   watchdog?: { silenceMs?: number; minStallMs?: number; startupMs?: number };
   /** Agent timings (tests shorten them). */
   agent?: { leaseMs?: number; lockDurationMs?: number; stalledIntervalMs?: number; graceMs?: number };
+  /** Wait before restarting a failed job: base·2^restarts, capped (default 5 s, 5 min). */
+  backoff?: BackoffPolicy;
   log?: (line: string) => void;
 }
 
@@ -107,7 +110,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       );
     }
     const redis = connectRedis(redisUrl);
-    cleanups.push(async () => void redis.disconnect());
+    cleanups.push(() => Promise.resolve(redis.disconnect()));
     const queue = new JobQueue(redis);
     cleanups.push(() => queue.close());
     const keys = queue.store.keys;
@@ -155,6 +158,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     const scheduler = new Scheduler({
       redis,
       pollMs: options.schedulerPollMs ?? 500,
+      ...(options.backoff ? { backoff: options.backoff } : {}),
       onError: (err: unknown) => log(`scheduler: ${err instanceof Error ? err.message : String(err)}`),
     });
     await scheduler.start();
@@ -169,7 +173,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       log,
     });
     watchdog.start();
-    cleanups.push(async () => watchdog.stop());
+    cleanups.push(() => Promise.resolve(watchdog.stop()));
 
     let httpUrl: string | undefined;
     if (options.httpPort !== null) {
@@ -213,14 +217,17 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
         nodeFile: file,
         ...(o.measureSgemm === false ? {} : { measureSgemm: nativeSgemmRate() }),
       });
+      const agentRedis = connectRedis(redisUrl);
+      cleanups.push(() => Promise.resolve(agentRedis.disconnect()));
       agent = new NodeAgent({
-        redis: connectRedis(redisUrl),
+        redis: agentRedis,
         redisUrl,
         inventory,
         telemetryAddress: grpcAddress,
         runsDir,
         log,
         ...options.agent,
+        ...(options.backoff ? { backoff: options.backoff } : {}),
       });
       await agent.start();
       const started = agent;
