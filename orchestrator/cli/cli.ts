@@ -9,6 +9,7 @@ import { checkpointsCommand } from './commands/checkpoints.js';
 import { logsCommand } from './commands/logs.js';
 import { lsCommand } from './commands/ls.js';
 import { planCommand } from './commands/plan.js';
+import { resumeCommand } from './commands/resume.js';
 import { serverCommand } from './commands/server.js';
 import { showCommand } from './commands/show.js';
 import { submitCommand } from './commands/submit.js';
@@ -24,6 +25,7 @@ export const COMMANDS: Command[] = [
   watchCommand,
   logsCommand,
   cancelCommand,
+  resumeCommand,
   checkpointsCommand,
 ];
 

@@ -90,6 +90,10 @@ export class ControlClient {
     return this.unary('cancelJob', { jobId });
   }
 
+  resumeJob(jobId: string): Promise<longctx.ResumeJobResponse> {
+    return this.unary('resumeJob', { jobId });
+  }
+
   /** The job's updates as they happen; the stream ends when the job does. */
   watchJob(jobId: string): ClientReadableStream<longctx.JobUpdate> {
     const fn = (this.client as unknown as Record<string, (r: object, m: Metadata) => unknown>).watchJob!;

@@ -20,6 +20,14 @@ export interface CancelResult {
   message: string;
 }
 
+export interface ResumeResult {
+  /** True when the job is QUEUED again. */
+  resumed: boolean;
+  /** The state it was in; undefined for an unknown job. */
+  previousState?: JobState;
+  message: string;
+}
+
 export interface SubmitInput {
   /** A spec that passed validation (orchestrator/spec): rejected specs are never queued. */
   spec: JobSpec;
@@ -110,6 +118,24 @@ export class JobQueue {
       previousState: previous,
       message: `cancel requested: the agent of node ${job?.node ?? '?'} stops the gang and frees its devices`,
     };
+  }
+
+  /**
+   * Queues a FAILED or CANCELLED job again under its own id: its next attempt runs in the same run
+   * folder, so the agent resumes it from its newest valid checkpoint (or from the start if there is
+   * none). A job that succeeded, or has not ended, is refused.
+   */
+  async resume(jobId: string, message = 'resumed on request'): Promise<ResumeResult> {
+    const { accepted, previous } = await this.store.resumeJob(jobId, Date.now(), message);
+    if (previous === undefined) return { resumed: false, message: `no job '${jobId}'` };
+    if (!accepted) {
+      const why =
+        previous === 'SUCCEEDED' ? 'it already finished all its steps' : `it is ${previous}, not ended`;
+      return { resumed: false, previousState: previous, message: `cannot resume ${jobId}: ${why}` };
+    }
+    const job = await this.store.getJob(jobId);
+    if (job) await this.pending.add(job);
+    return { resumed: true, previousState: previous, message };
   }
 
   async get(jobId: string): Promise<JobRecord | undefined> {

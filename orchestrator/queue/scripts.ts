@@ -355,3 +355,27 @@ if rcall('GET', nodeKey(name, 'alive')) == agent then rcall('DEL', nodeKey(name,
 return 1
 `,
 );
+
+/**
+ * resume-job — ARGV: prefix, id, now, message
+ * Puts a FAILED or CANCELLED job back in the queue under the same id, so its next attempt runs in
+ * the same run folder and the agent resumes it from its newest valid checkpoint. Guarantees: only
+ * an ended job that did not succeed is resumed, once (it is QUEUED and waiting in the same step,
+ * so a second resume is refused); its restart count starts again from 0, so max_restarts applies
+ * afresh; its attempt number carries on, so nothing of an earlier attempt can act on the new one.
+ * Returns {accepted 0/1, previousState}.
+ */
+export const resumeJob = new Script(
+  'resume-job',
+  `
+local id, now, message = ARGV[2], ARGV[3], ARGV[4]
+local key = jobKey(id)
+local state = field(key, 'state')
+if state ~= 'FAILED' and state ~= 'CANCELLED' then return {0, state} end
+rcall('HSET', key, 'state', 'QUEUED', 'restarts', '0', 'queuedAt', now, 'updatedAt', now, 'message', message)
+rcall('HDEL', key, 'finishedAt', 'retryAt', 'cancelRequested', 'holdNode')
+rcall('SADD', prefix .. ':jobs:waiting', id)
+emit(id, message, now)
+return {1, state}
+`,
+);

@@ -169,6 +169,15 @@ export class ControlStore {
     return { accepted: accepted === 1, previous: previous === '' ? undefined : (previous as JobState) };
   }
 
+  async resumeJob(
+    id: string,
+    now: number,
+    message: string,
+  ): Promise<{ accepted: boolean; previous?: JobState }> {
+    const [accepted, previous] = (await this.run(scripts.resumeJob, [id, now, message])) as [number, string];
+    return { accepted: accepted === 1, previous: previous === '' ? undefined : (previous as JobState) };
+  }
+
   async holdNode(id: string, node: string, now: number): Promise<boolean> {
     return (await this.run(scripts.holdNode, [id, node, now])) === 1;
   }

@@ -27,6 +27,7 @@ import { parseSpec } from '../spec/validate.js';
 import type { TelemetryHistory, TelemetryUpdate } from '../telemetry/history.js';
 import type { StepSummary } from '../telemetry/step-aggregator.js';
 import { parseCheckpointFolderName } from '../../checkpoints/manifest.js';
+import { listCheckpoints } from '../../checkpoints/validate.js';
 
 export interface ControlServiceOptions {
   queue: JobQueue;
@@ -290,6 +291,25 @@ export class ControlService {
           cancelled: r.cancelled,
           message: r.message,
           ...(r.previousState ? { previousState: longctx.JobState[`JOB_STATE_${r.previousState}`] } : {}),
+        };
+      }),
+      resumeJob: this.unary<longctx.ResumeJobRequest, longctx.IResumeJobResponse>(async (req) => {
+        const r = await this.o.queue.resume(req.jobId);
+        const response: longctx.IResumeJobResponse = {
+          resumed: r.resumed,
+          message: r.message,
+          ...(r.previousState ? { previousState: longctx.JobState[`JOB_STATE_${r.previousState}`] } : {}),
+        };
+        if (!r.resumed) return response;
+        // What the agent will find: the newest published checkpoint. It verifies the checksums
+        // when the attempt starts (reading every byte) and falls back to an older one if needed.
+        const [newest] = await listCheckpoints(join(this.o.runsDir, req.jobId, 'checkpoints'));
+        return {
+          ...response,
+          ...(newest ? { fromStep: newest.step, checkpoint: newest.dir } : {}),
+          message: newest
+            ? `queued again: continues from its newest checkpoint, step ${newest.step} (checked when it starts)`
+            : 'queued again: it has no checkpoint, so it starts from step 0',
         };
       }),
       watchJob: (call: ServerWritableStream<longctx.WatchJobRequest, longctx.IJobUpdate>) =>

@@ -7,6 +7,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { waitFor } from '../helpers/control.js';
 import { parseJson, runCli, startCliServer, type CliServer } from './cli-process.js';
 
 let dir = '';
@@ -225,6 +226,61 @@ test.serial(
     t.is(noCheckpoints.code, 4);
   },
 );
+
+test.serial('resume queues a cancelled job again and it continues from its newest checkpoint', async (t) => {
+  const { jobId: id } = parseJson<{ jobId: string }>(
+    await runCli(['submit', await specFile('resumable', spec('resumable', 100_000)), '--json', ...at()]),
+  );
+  const summary = async () =>
+    parseJson<{ jobs: JobSummaryJson[] }>(await runCli(['ls', '--json', ...at()])).jobs.find(
+      (j) => j.id === id,
+    )!;
+  await waitFor('step 7 of the resumable job', async () => (await summary()).step >= 7, 60_000);
+  t.is((await runCli(['cancel', id, ...at()])).code, 0);
+  t.is((await runCli(['watch', id, ...at()], { timeoutMs: 120_000 })).code, 7);
+  const newest = parseJson<{ checkpoints: { step: number; valid: boolean }[] }>(
+    await runCli(['checkpoints', id, '--runs', runs(), '--json']),
+  ).checkpoints[0]!;
+  t.true(newest.valid && newest.step >= 6, JSON.stringify(newest));
+
+  const resumed = await runCli(['resume', id, '--json', ...at()]);
+  t.is(resumed.code, 0, resumed.stderr);
+  const answer = parseJson<{ resumed: boolean; previousState: string; fromStep: number; checkpoint: string }>(
+    resumed,
+  );
+  t.like(answer, { resumed: true, previousState: 'CANCELLED', fromStep: newest.step });
+  t.is(answer.checkpoint, join(runs(), id, 'checkpoints', `step-${String(newest.step).padStart(8, '0')}`));
+  // Same id, next attempt, and the workers say they resumed from that step.
+  const events = await waitFor(
+    'the resumed attempt to report',
+    async () => {
+      const detail = parseJson<{
+        summary: JobSummaryJson & { attempt: number };
+        events: { kind: string; message: string }[];
+      }>(await runCli(['show', id, '--json', ...at()]));
+      return detail.summary.attempt === 2 && detail.summary.step > newest.step ? detail.events : undefined;
+    },
+    60_000,
+  );
+  t.true(
+    events.some((e) => e.message === `resumed from step ${newest.step}`),
+    JSON.stringify(events.map((e) => e.message)),
+  );
+  const again = await runCli(['resume', id, ...at()]);
+  t.is(again.code, 5);
+  t.regex(again.stderr, /cannot resume .*: it is (QUEUED|PLACED|RUNNING), not ended/);
+  t.is((await runCli(['cancel', id, ...at()])).code, 0);
+  t.is((await runCli(['watch', id, ...at()], { timeoutMs: 120_000 })).code, 7);
+
+  const succeeded = parseJson<{ jobs: JobSummaryJson[] }>(
+    await runCli(['ls', '--state', 'succeeded', '--json', ...at()]),
+  );
+  const done = await runCli(['resume', succeeded.jobs[0]!.id, ...at()]);
+  t.is(done.code, 5);
+  t.regex(done.stderr, /it already finished all its steps/);
+  const unknown = await runCli(['resume', 'nobody-1-0000', ...at()]);
+  t.is(unknown.code, 4);
+});
 
 test.serial('logs names the ranks that have logs when asked for one that has none', async (t) => {
   const listed = parseJson<{ jobs: JobSummaryJson[] }>(

@@ -55,8 +55,6 @@ test.after.always(async () => {
   await browser?.close();
   await app?.close();
   await server?.stop();
-  // startServer's stop() leaves the connection it made for the local agent open; close it here.
-  server?.agent?.store.redis.disconnect();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 

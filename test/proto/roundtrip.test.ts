@@ -85,6 +85,7 @@ test('the contract has the Control and Telemetry services and their messages', (
     'getJob',
     'listJobs',
     'planJob',
+    'resumeJob',
     'submitJob',
     'watchJob',
   ]);
