@@ -8,6 +8,7 @@ import { join } from 'node:path';
 
 import { freePort } from '../../cluster/embedded-redis.js';
 import { COMMANDS } from '../../orchestrator/cli/cli.js';
+import { repoRoot } from '../../worker-native/native.js';
 import { parseJson, runCli } from './cli-process.js';
 
 let dir = '';
@@ -130,6 +131,36 @@ test('plan: per-rank memory, policy, zigzag shards, time and max context for thi
   t.regex(text.stdout, /policy: activation_checkpointing=none, offload=none/);
   t.regex(text.stdout, /rank {2}7: chunks 7, 8 +tokens \[28, 32\) \+ \[32, 36\)/);
   t.regex(text.stdout, /time: .* per step, .* in all \(10 steps\)/);
+});
+
+test("plan --device: the seed's LongVA job (Qwen2-7B, 224K tokens) on 8 datasheet H200s", async (t) => {
+  const spec = join(repoRoot, 'examples', 'longva-qwen2-7b-224k.yaml');
+  const r = await runCli(['plan', spec, '--device', 'H200-141GB', '--json']);
+  t.is(r.code, 0, r.stderr);
+  const out = parseJson<{
+    feasible: boolean;
+    device: { kind: string; devices: number; memoryBytes: number; peakFlops: number };
+    plan: {
+      peakBytes: number;
+      perRank: Record<string, number>;
+      shards: { chunkTokens: number }[];
+      stepSeconds: number;
+    };
+  }>(r);
+  t.true(out.feasible);
+  t.like(out.device, { kind: 'cuda', devices: 8, memoryBytes: 141 * 2 ** 30, peakFlops: 989e12 });
+  t.true(out.plan.peakBytes <= 0.9 * 141 * 2 ** 30);
+  t.is(
+    Object.values(out.plan.perRank).reduce((a, b) => a + b, 0),
+    out.plan.peakBytes,
+  );
+  t.deepEqual(
+    out.plan.shards.map((s) => s.chunkTokens),
+    new Array<number>(8).fill(224_000 / 16),
+  );
+  const unknown = await runCli(['plan', spec, '--device', 'Z80']);
+  t.is(unknown.code, 2);
+  t.regex(unknown.stderr, /--device: 'Z80' is not a known GPU \(A100-80GB, H100-80GB, H200-141GB\)/);
 });
 
 test('plan: an invalid spec exits 5 naming each field; one that cannot fit exits 5 with the change that would', async (t) => {

@@ -11,6 +11,7 @@ import {
   type NodeInventory,
 } from '../../../cluster/inventory.js';
 import { addonPath } from '../../../worker-native/native.js';
+import { GPU_PROFILES } from '../../plan/devices.js';
 import { maxContext, planJob } from '../../plan/planner.js';
 import type { NodeStatus } from '../../queue/store.js';
 import { planningDevice } from '../../rpc/control-service.js';
@@ -35,6 +36,8 @@ Options:
   --node-file FILE         describe this node as the agent's --node-file does (devices, budget)
   --sgemm-gflops N         one CPU device's matmul rate; measured with the native addon if omitted
   --no-gpu                 plan for emulated CPU devices even where nvidia-smi lists GPUs
+  --device NAME            plan for the spec's device count of this GPU instead of this machine's
+                           devices (datasheet numbers): ${Object.keys(GPU_PROFILES).join(', ')}
   --remote                 ask the server to plan it for its registered nodes instead
   --json                   print {feasible, source, device, plan, maxSeqLen, suggestion, errors}
 ${CONNECTION_HELP}
@@ -76,6 +79,34 @@ interface PlanOutput {
   errors: { path: string; reason: string }[];
 }
 
+/** This machine's devices, or (--device) the spec's number of a datasheet GPU. */
+async function inventoryToPlanFor(args: Args, devices: number): Promise<NodeInventory> {
+  const gpu = args.string('device');
+  if (gpu !== undefined) {
+    const profile = GPU_PROFILES[gpu];
+    if (!profile)
+      throw new UsageError(`--device: '${gpu}' is not a known GPU (${Object.keys(GPU_PROFILES).join(', ')})`);
+    return {
+      node: gpu,
+      hostname: gpu,
+      kind: 'cuda',
+      devices: Array.from({ length: devices }, (_, index) => ({
+        index,
+        name: gpu,
+        memoryBytes: profile.memoryBytes,
+      })),
+      threadsPerDevice: 1,
+    };
+  }
+  const nodeFilePath = args.string('node-file');
+  const nodeFile = nodeFilePath ? loadNodeFile(nodeFilePath) : undefined;
+  const given = args.number('sgemm-gflops', Number.MIN_VALUE);
+  return detectInventory({
+    nodeFile: given !== undefined ? { ...nodeFile, sgemm_gflops: given } : nodeFile,
+    nvidiaSmi: args.has('no-gpu') ? false : undefined,
+  });
+}
+
 async function planLocally(args: Args, io: CliIo, spec: { yaml: string; path: string }): Promise<PlanOutput> {
   const parsed = parseSpec(spec.yaml, spec.path);
   if (!parsed.ok)
@@ -87,13 +118,7 @@ async function planLocally(args: Args, io: CliIo, spec: { yaml: string; path: st
       suggestion: null,
       errors: parsed.errors,
     };
-  const nodeFilePath = args.string('node-file');
-  const nodeFile = nodeFilePath ? loadNodeFile(nodeFilePath) : undefined;
-  const given = args.number('sgemm-gflops', Number.MIN_VALUE);
-  const inventory = await detectInventory({
-    nodeFile: given !== undefined ? { ...nodeFile, sgemm_gflops: given } : nodeFile,
-    nvidiaSmi: args.has('no-gpu') ? false : undefined,
-  });
+  const inventory = await inventoryToPlanFor(args, parsed.spec.devices);
   if (inventory.kind === 'cpu' && inventory.sgemmGflops === undefined) {
     if (!existsSync(addonPath))
       throw new CliError(
@@ -153,9 +178,12 @@ async function planRemotely(
 
 async function run(args: Args, io: CliIo): Promise<number> {
   const [specArg] = args.expect('spec');
-  if (args.has('remote') && (args.has('node-file') || args.has('sgemm-gflops') || args.has('no-gpu')))
+  const local = ['node-file', 'sgemm-gflops', 'no-gpu', 'device'].filter((f) => args.has(f));
+  if (args.has('remote') && local.length > 0)
+    throw new UsageError(`--remote plans for the server's nodes: drop --${local.join(', --')}`);
+  if (args.has('device') && local.length > 1)
     throw new UsageError(
-      "--remote plans for the server's nodes: drop --node-file, --sgemm-gflops and --no-gpu",
+      `--device plans for a datasheet GPU: drop --${local.filter((f) => f !== 'device').join(', --')}`,
     );
   const spec = await readSpec(specArg!, io.cwd);
   const steps = parseSpec(spec.yaml, spec.path);
@@ -201,6 +229,7 @@ export const planCommand: Command = {
     'node-file': 'string',
     'sgemm-gflops': 'string',
     'no-gpu': 'boolean',
+    device: 'string',
     remote: 'boolean',
   },
   run,
