@@ -148,28 +148,47 @@ export function showJob(root: HTMLElement, jobId: string): () => void {
     renderRankMemory(memory.body, s, detail.rankPeakBytes, detail.plan);
   };
 
-  const close = subscribe(`/api/jobs/${encodeURIComponent(jobId)}/stream`, {
-    snapshot: (data) => {
-      detail = data as JobDetail;
-      render();
+  // The server refused the stream: ask the same path as JSON for the reason (e.g. no such job).
+  const refused = () => {
+    fetch(`/api/jobs/${encodeURIComponent(jobId)}`)
+      .then(async (r) => (r.ok ? undefined : ((await r.json()) as { error: string }).error))
+      .catch((err: unknown) => String(err))
+      .then((error) => {
+        if (error === undefined) return;
+        clear(root);
+        root.append(
+          h('p', { class: 'error', id: 'job-error' }, error),
+          h('a', { href: '#/' }, 'back to the jobs'),
+        );
+      })
+      .catch(() => undefined);
+  };
+  const close = subscribe(
+    `/api/jobs/${encodeURIComponent(jobId)}/stream`,
+    {
+      snapshot: (data) => {
+        detail = data as JobDetail;
+        render();
+      },
+      step: (data) => onStep(data as StepSummary),
+      worker: (data) => {
+        if (!detail) return;
+        detail.workerEvents.push(data as WorkerEventRecord);
+        for (const c of charts) c.redraw();
+        redrawTimeline();
+      },
+      state: (data) => {
+        if (!detail) return;
+        const { event, job } = data as { event: JobEvent; job: JobRow };
+        detail.events.push(event);
+        detail.job = job;
+        clear(headerSlot);
+        headerSlot.append(header(job));
+        redrawTimeline();
+      },
     },
-    step: (data) => onStep(data as StepSummary),
-    worker: (data) => {
-      if (!detail) return;
-      detail.workerEvents.push(data as WorkerEventRecord);
-      for (const c of charts) c.redraw();
-      redrawTimeline();
-    },
-    state: (data) => {
-      if (!detail) return;
-      const { event, job } = data as { event: JobEvent; job: JobRow };
-      detail.events.push(event);
-      detail.job = job;
-      clear(headerSlot);
-      headerSlot.append(header(job));
-      redrawTimeline();
-    },
-  });
+    refused,
+  );
   return () => {
     clearInterval(clock);
     close();

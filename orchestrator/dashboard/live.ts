@@ -22,13 +22,20 @@ function showConnection(state: ConnectionState): void {
   el.dataset.state = state;
 }
 
-/** Opens `url` and routes each named event's JSON to its handler; returns a function that closes it. */
-export function subscribe(url: string, handlers: Handlers): () => void {
+/**
+ * Opens `url` and routes each named event's JSON to its handler; `onClosed` hears when the server
+ * refused the stream (EventSource then stops retrying). Returns a function that closes it.
+ */
+export function subscribe(url: string, handlers: Handlers, onClosed?: () => void): () => void {
   const source = new EventSource(url);
   showConnection('connecting');
   source.onopen = () => showConnection('live');
   // CLOSED: the server answered with an error (e.g. the job is gone); EventSource gives up then.
-  source.onerror = () => showConnection(source.readyState === EventSource.CLOSED ? 'closed' : 'reconnecting');
+  source.onerror = () => {
+    const closed = source.readyState === EventSource.CLOSED;
+    showConnection(closed ? 'closed' : 'reconnecting');
+    if (closed) onClosed?.();
+  };
   for (const [event, handle] of Object.entries(handlers)) {
     source.addEventListener(event, (e) => handle(JSON.parse((e as MessageEvent<string>).data) as unknown));
   }

@@ -136,4 +136,10 @@ test('the dashboard follows a running job: table, loss curve gaining points, 8 r
   t.true(cancelled.cancelled, cancelled.message);
   await page.waitForSelector('#job-state:text("CANCELLED")', { timeout: 60_000 });
   t.deepEqual(errors, []);
+
+  // A job that does not exist: the page says so instead of showing empty panels.
+  const other = await browser!.newPage();
+  await other.goto(`${server!.httpUrl!}/#/jobs/nobody-1-0000`);
+  await other.waitForSelector('#job-error', { timeout: 30_000 });
+  t.is(await other.textContent('#job-error'), "no job 'nobody-1-0000'");
 });
