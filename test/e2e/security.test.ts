@@ -67,11 +67,12 @@ test('with an admin token, Control calls without it are UNAUTHENTICATED; with it
         }
       ).listJobs({}, metadata, (e, r) => (e ? reject(e) : resolve(r))),
     );
-  const denied = await t.throwsAsync(list(new Metadata()));
-  t.is((denied as Error & { code?: number }).code, status.UNAUTHENTICATED);
+  type GrpcError = Error & { code?: number };
+  const denied = await t.throwsAsync<GrpcError>(list(new Metadata()));
+  t.is(denied?.code, status.UNAUTHENTICATED);
   const wrong = new Metadata();
   wrong.set('authorization', 'Bearer guess');
-  t.is(((await t.throwsAsync(list(wrong))) as Error & { code?: number }).code, status.UNAUTHENTICATED);
+  t.is((await t.throwsAsync<GrpcError>(list(wrong)))?.code, status.UNAUTHENTICATED);
   const right = new Metadata();
   right.set('authorization', 'Bearer s3cret');
   t.deepEqual((await list(right)).jobs, []);
