@@ -24,11 +24,16 @@ export function stepsToDelete(steps: number[], policy: RetentionPolicy): number[
   return newestFirst.filter((s) => !keep.has(s));
 }
 
-/** Applies the policy to a checkpoints folder; returns the folders it removed. */
+/**
+ * Applies the policy to a checkpoints folder; returns the folders it removed. Temporary folders
+ * are removed too unless `keepTemporary` (a save of a later step may be in progress in one):
+ * only a process that knows no save is running — a job's rank 0 before training starts — may
+ * clear them.
+ */
 export async function applyRetention(
   checkpointsDir: string,
   policy: RetentionPolicy,
-  activeTemp?: string,
+  options: { keepTemporary?: boolean } = {},
 ): Promise<string[]> {
   const removed: string[] = [];
   const listing = await listCheckpoints(checkpointsDir);
@@ -46,7 +51,7 @@ export async function applyRetention(
   }
   for (const name of await readdir(checkpointsDir)) {
     const path = join(checkpointsDir, name);
-    if (isTemporaryFolder(name) && path !== activeTemp) {
+    if (isTemporaryFolder(name) && !options.keepTemporary) {
       await rm(path, { recursive: true, force: true });
       removed.push(path);
     }

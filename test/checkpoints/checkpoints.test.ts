@@ -126,6 +126,14 @@ test('retention keeps the last k plus every m-th and clears crashed temporary sa
   const root = await tempDir();
   for (const step of [10, 20, 30, 40]) await save(root, step, step);
   await mkdir(temporaryFolder(root, 50));
+  // While a job trains, a later step's save may be in its temporary folder: keepTemporary spares it.
+  await applyRetention(root, { keepLast: 3, keepEvery: 0, checkpointEvery: 10 }, { keepTemporary: true });
+  t.deepEqual((await readdir(root)).sort(), [
+    '.tmp-step-00000050',
+    'step-00000020',
+    'step-00000030',
+    'step-00000040',
+  ]);
   await applyRetention(root, { keepLast: 2, keepEvery: 0, checkpointEvery: 10 });
   t.deepEqual((await readdir(root)).sort(), ['step-00000030', 'step-00000040']);
   await rm(root, { recursive: true });

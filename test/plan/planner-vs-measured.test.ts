@@ -78,7 +78,7 @@ function tokens(n: number, seed: number): Int32Array {
 }
 
 for (const c of configs) {
-  test(`planned peak within 10% of measured: ${c.name}`, async (t) => {
+  test.serial(`planned peak within 10% of measured: ${c.name}`, async (t) => {
     const trainer = await native().createTrainer(null, {
       config: c.config,
       seed: 1,
@@ -117,7 +117,7 @@ for (const c of configs) {
 
 // Under context parallelism the ring's K/V buffers and its dK/dV accumulators count too: run a
 // real 2-rank gang of workers and read the device peak each rank reported for its first step.
-test('planned peak within 10% of measured: 2 ranks with ring attention, selective', async (t) => {
+test.serial('planned peak within 10% of measured: 2 ranks with ring attention, selective', async (t) => {
   const root = await mkdtemp(join(tmpdir(), 'longctx-plan-ring-'));
   t.teardown(() => rm(root, { recursive: true, force: true }));
   await synth(join(root, 'corpus.jsonl'), { docs: 60, seed: 5 });

@@ -119,7 +119,8 @@ export async function saveCheckpoint(
     config: { model: ctx.config, numParameters: ctx.numParameters },
     files: all,
   });
-  await applyRetention(ctx.checkpointsDir, ctx.retention);
+  // Other ranks may already be writing the next step's temporary folder: leave those alone.
+  await applyRetention(ctx.checkpointsDir, ctx.retention, { keepTemporary: true });
   const bytes = Object.values(all).reduce((a, r) => a + r.bytes, 0);
   return { step: state.step, dir, bytes, seconds: (Date.now() - started) / 1000 };
 }

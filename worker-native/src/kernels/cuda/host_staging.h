@@ -6,11 +6,9 @@
 // the result back. It costs two PCIe copies and a host round trip per call, so it is the fallback,
 // not the fast path (nccl_comm.h).
 //
-// HostCollectives is the minimal interface the staging needs from a CPU communicator. The gloo
-// Communicator (worker-native/src/comm/communicator.h, branch `comm`, not yet merged when this was
-// written) provides every operation: AllReduceSum and Send/Recv directly, SendRecv as ISend + IRecv
-// + Wait on both; an adapter of a few lines joins the two after the merge. SelfCollectives is the
-// world of one rank, complete on its own.
+// HostCollectives is the minimal interface the staging needs from a CPU communicator;
+// CommunicatorCollectives adapts the gloo Communicator (comm/communicator.h) to it, and
+// SelfCollectives is the world of one rank, complete on its own.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -18,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "comm/communicator.h"
 #include "kernels/cuda/offload.h"
 
 namespace longctx::cuda {
@@ -43,6 +42,26 @@ class SelfCollectives : public HostCollectives {
   void AllReduceSum(float* data, size_t count) override {}
   void SendRecv(const void* send, size_t send_bytes, int to, void* recv, size_t recv_bytes, int from,
                 uint32_t tag) override;
+};
+
+// The gloo communicator as HostCollectives: SendRecv posts both transfers before waiting on
+// either, so every rank of a ring can call it at once.
+class CommunicatorCollectives final : public HostCollectives {
+ public:
+  explicit CommunicatorCollectives(comm::Communicator& comm) : comm_(comm) {}
+  int rank() const override { return comm_.rank(); }
+  int size() const override { return comm_.size(); }
+  void AllReduceSum(float* data, size_t count) override { comm_.AllReduceSum(data, count); }
+  void SendRecv(const void* send, size_t send_bytes, int to, void* recv, size_t recv_bytes, int from,
+                uint32_t tag) override {
+    auto sending = comm_.ISend(to, send, send_bytes, tag);
+    auto receiving = comm_.IRecv(from, recv, recv_bytes, tag);
+    receiving->Wait();
+    sending->Wait();
+  }
+
+ private:
+  comm::Communicator& comm_;
 };
 
 class HostStaging {
