@@ -75,7 +75,7 @@ test: setup build lint
 	npx ava
 
 demo: build
-	node dist/worker-native/host/comm-demo.js
+	node dist/orchestrator/cli/main.js demo
 
 bench: build
 	npm run bench -- all --json

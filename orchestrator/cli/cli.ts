@@ -6,6 +6,7 @@ import { Args, UsageError } from './args.js';
 import type { CliIo, Command } from './command.js';
 import { cancelCommand } from './commands/cancel.js';
 import { checkpointsCommand } from './commands/checkpoints.js';
+import { demoCommand } from './commands/demo.js';
 import { logsCommand } from './commands/logs.js';
 import { lsCommand } from './commands/ls.js';
 import { planCommand } from './commands/plan.js';
@@ -27,6 +28,7 @@ export const COMMANDS: Command[] = [
   cancelCommand,
   resumeCommand,
   checkpointsCommand,
+  demoCommand,
 ];
 
 const MAIN_HELP = `Usage: longctx <command> [options]

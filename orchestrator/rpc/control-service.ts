@@ -172,7 +172,11 @@ export class ControlService {
       handler(call.request).then(
         (res) => callback(null, res),
         (err: unknown) =>
-          callback({ code: status.INTERNAL, details: err instanceof Error ? err.message : String(err) }),
+          // Errors that carry a gRPC status (NOT_FOUND for an unknown job) keep it.
+          callback({
+            code: (err as { code?: status }).code ?? status.INTERNAL,
+            details: err instanceof Error ? err.message : String(err),
+          }),
       );
     };
   }
@@ -322,13 +326,13 @@ export class ControlService {
     call: ServerWritableStream<longctx.WatchJobRequest, longctx.IJobUpdate>,
   ): Promise<void> {
     if (!this.authorized(call.metadata)) {
-      call.destroy(Object.assign(new Error('an admin token is required'), { code: status.UNAUTHENTICATED }));
+      call.emit('error', { code: status.UNAUTHENTICATED, details: 'an admin token is required' });
       return;
     }
     const jobId = call.request.jobId;
     const job = await this.o.queue.get(jobId);
     if (!job) {
-      call.destroy(Object.assign(new Error(`no job '${jobId}'`), { code: status.NOT_FOUND }));
+      call.emit('error', { code: status.NOT_FOUND, details: `no job '${jobId}'` });
       return;
     }
     const closers: (() => Promise<void>)[] = [];

@@ -1,0 +1,113 @@
+// `longctx demo` (what `make demo` runs): the main job end to end on this machine. Starts a
+// server with its private Redis and a node of 8 emulated CPU devices, makes the synthetic corpus
+// (passkey documents among the filler) when it is not there yet, submits examples/demo.yaml —
+// the `small` model trained with zigzag ring attention over 8 ranks — follows it live, and ends
+// with a summary of what happened.
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+import { pack } from '../../../data/pack.js';
+import { longctx } from '../../../proto/services.js';
+import { synth } from '../../../data/synth.js';
+import { repoRoot } from '../../../worker-native/native.js';
+import { httpAppForServer } from '../../http/app.js';
+import { startServer } from '../../server.js';
+import { Args } from '../args.js';
+import type { CliIo, Command } from '../command.js';
+import { ControlClient } from '../control-client.js';
+import { ExitCode } from '../exit-codes.js';
+import { submitCommand } from './submit.js';
+
+const HELP = `Usage: longctx demo [options]
+
+Runs the demo job from start to end: a server with a private Redis and 8 emulated CPU devices,
+the synthetic corpus (made under runs/data on first use), examples/demo.yaml submitted and
+followed live, then a summary (steps, loss first → last, tokens/s, checkpoints written). The
+dashboard's address is printed while it runs.
+
+Options:
+  --runs DIR     where runs/<job> and the corpus go (default ./runs)
+  -h, --help     show this help`;
+
+async function ensureCorpus(runsDir: string, io: CliIo): Promise<string> {
+  const index = join(runsDir, 'data', 'synth.index.json');
+  if (existsSync(index)) return index;
+  io.stdout.write('making the synthetic corpus (filler text with passkey documents)…\n');
+  await synth(join(runsDir, 'data', 'synth.jsonl'), { docs: 400, seed: 7, passkeyFraction: 0.25 });
+  const packed = await pack({
+    inputs: [join(runsDir, 'data', 'synth.jsonl')],
+    out: join(runsDir, 'data', 'synth.bin'),
+    seed: 7,
+  });
+  io.stdout.write(`  ${packed.index.tokens} tokens in ${packed.tokenPath}\n`);
+  return packed.indexPath;
+}
+
+async function run(args: Args, io: CliIo): Promise<number> {
+  args.expect();
+  const runsDir = resolve(io.cwd, args.string('runs') ?? 'runs');
+  // The spec names ../runs/data/…: the corpus lives where the demo spec expects it.
+  await ensureCorpus(join(repoRoot, 'runs'), io);
+  const app = httpAppForServer({ log: () => {} });
+  const started = Date.now();
+  const server = await startServer({
+    grpcPort: 0,
+    httpPort: 0,
+    runsDir,
+    localAgent: { devices: 8 },
+    http: app.http,
+    log: (line) => io.stdout.write(`server: ${line}\n`),
+  });
+  try {
+    io.stdout.write(`\ndashboard: ${server.httpUrl ?? '(none)'}  (open it while the job runs)\n\n`);
+    const spec = join(repoRoot, 'examples', 'demo.yaml');
+    const submit = Args.parse(
+      [spec, '--watch', '--server', server.grpcAddress],
+      submitCommand.flags,
+      'submit',
+    );
+    const code = await submitCommand.run(submit, io);
+    const client = new ControlClient(server.grpcAddress);
+    try {
+      const jobs = await client.listJobs();
+      const job = jobs.jobs?.[jobs.jobs.length - 1];
+      if (job?.id) {
+        const detail = await client.getJob(job.id);
+        const steps = detail.recentSteps ?? [];
+        const first = steps[0];
+        const last = steps[steps.length - 1];
+        const tokensPerSecond =
+          steps.reduce((a, s) => a + Number(s.tokens) / Number(s.stepSeconds), 0) / Math.max(1, steps.length);
+        const checkpoints = (detail.checkpoints ?? []).map(
+          (c) => `step ${String(c.step)}${c.valid ? '' : ' (invalid)'}`,
+        );
+        io.stdout.write(
+          [
+            '',
+            `demo ${code === ExitCode.OK ? 'finished' : 'ended with errors'} in ${((Date.now() - started) / 1000).toFixed(0)} s — job ${job.id}`,
+            `  steps        ${String(last?.step ?? 0)} of ${String(detail.summary?.totalSteps ?? '?')} (restarts: ${String(detail.summary?.restarts ?? 0)})`,
+            `  loss         ${Number(first?.loss ?? NaN).toFixed(3)} → ${Number(last?.loss ?? NaN).toFixed(3)}`,
+            `  tokens/s     ${tokensPerSecond.toFixed(0)} (mean over steps, 8 ranks on this machine's cores)`,
+            `  checkpoints  ${written} written; kept ${kept.length > 0 ? kept.join(', ') : 'none'} in ${join(runsDir, job.id, 'checkpoints')}`,
+            `  logs         ${join(runsDir, job.id, 'logs')}`,
+            '',
+          ].join('\n'),
+        );
+      }
+    } finally {
+      client.close();
+    }
+    return code;
+  } finally {
+    await app.close();
+    await server.stop();
+  }
+}
+
+export const demoCommand: Command = {
+  name: 'demo',
+  summary: 'run the demo job end to end on this machine (what make demo runs)',
+  help: HELP,
+  flags: { runs: 'string' },
+  run,
+};
