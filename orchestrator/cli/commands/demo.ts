@@ -78,9 +78,12 @@ async function run(args: Args, io: CliIo): Promise<number> {
         const last = steps[steps.length - 1];
         const tokensPerSecond =
           steps.reduce((a, s) => a + Number(s.tokens) / Number(s.stepSeconds), 0) / Math.max(1, steps.length);
-        const checkpoints = (detail.checkpoints ?? []).map(
+        const kept = (detail.checkpoints ?? []).map(
           (c) => `step ${String(c.step)}${c.valid ? '' : ' (invalid)'}`,
         );
+        const written = (detail.events ?? []).filter(
+          (e) => e.kind === longctx.WorkerEvent.Kind.KIND_CHECKPOINT_SAVED,
+        ).length;
         io.stdout.write(
           [
             '',
