@@ -1,16 +1,9 @@
 // Model configurations by name, with Hugging Face Qwen2 config.json field names. `tiny` is for
 // tests, `small` for the demo, the rest are the real Qwen2 sizes the planner plans for.
-export interface ModelConfig {
-  hidden_size: number;
-  intermediate_size: number;
-  num_attention_heads: number;
-  num_key_value_heads: number;
-  num_hidden_layers: number;
-  vocab_size: number;
-  rope_theta: number;
-  rms_norm_eps: number;
-  tie_word_embeddings: boolean;
-}
+import type { Qwen2Config } from '../../worker-native/model.js';
+
+/** The Hugging Face config.json fields a job's model is described by (the native model's own). */
+export type ModelConfig = Omit<Qwen2Config, 'hidden_act'>;
 
 /** The byte-level tokenizer's vocabulary: 256 bytes + BOS, EOS, PAD. */
 export const BYTE_VOCAB_SIZE = 259;
