@@ -15,19 +15,22 @@ import { startServer } from '../../server.js';
 import { Args } from '../args.js';
 import type { CliIo, Command } from '../command.js';
 import { ControlClient } from '../control-client.js';
-import { ExitCode } from '../exit-codes.js';
+import { ExitCode, EXIT_CODES_HELP } from '../exit-codes.js';
 import { submitCommand } from './submit.js';
 
 const HELP = `Usage: longctx demo [options]
 
 Runs the demo job from start to end: a server with a private Redis and 8 emulated CPU devices,
-the synthetic corpus (made under runs/data on first use), examples/demo.yaml submitted and
+the synthetic corpus (made on first use), examples/demo.yaml submitted and
 followed live, then a summary (steps, loss first → last, tokens/s, checkpoints written). The
 dashboard's address is printed while it runs.
 
 Options:
-  --runs DIR     where runs/<job> and the corpus go (default ./runs)
-  -h, --help     show this help`;
+  --runs DIR     where runs/<job> go (default ./runs); the corpus is made in the repository's
+                 runs/data, where examples/demo.yaml looks for it
+  -h, --help     show this help
+
+\${EXIT_CODES_HELP}`;
 
 async function ensureCorpus(runsDir: string, io: CliIo): Promise<string> {
   const index = join(runsDir, 'data', 'synth.index.json');
