@@ -30,7 +30,7 @@ Options:
                  runs/data, where examples/demo.yaml looks for it
   -h, --help     show this help
 
-\${EXIT_CODES_HELP}`;
+${EXIT_CODES_HELP}`;
 
 async function ensureCorpus(runsDir: string, io: CliIo): Promise<string> {
   const index = join(runsDir, 'data', 'synth.index.json');
