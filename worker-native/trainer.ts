@@ -162,8 +162,12 @@ export interface Trainer {
   step(lr: number): Promise<StepResult>;
   /** A copy of the flat gradient buffer: this rank's sums, or the global sums after reduceGradients(). */
   gradients(): Float32Array;
-  /** Copies for a checkpoint. */
-  snapshot(): TrainerState;
+  /**
+   * Copies for a checkpoint. With `into` (an earlier snapshot no longer in use, e.g. one whose save
+   * finished) the copies go into its arrays, which must have the same lengths, and the result holds
+   * those arrays: no new allocation.
+   */
+  snapshot(into?: TrainerState): TrainerState;
   /** Loads any part of a checkpoint state; lengths are checked (with the expected numbers) before anything changes. */
   load(state: Partial<TrainerState>): void;
   memory(): TrainerMemory;

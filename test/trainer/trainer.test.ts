@@ -268,6 +268,35 @@ test('snapshot and load round-trip the state; wrong lengths are refused naming t
   b.close();
 });
 
+test('snapshot(into) copies into the given arrays, the same values as a fresh snapshot', async (t) => {
+  const config = tinyConfig(2);
+  const trainer = (await train(trainerOptions(config), 1, 1)).trainer;
+  const old = trainer.snapshot();
+  const oldParams = old.params.slice();
+  const x = rankTokens(sequence(7, 0, SEQ, VOCAB), 1, 0);
+  await trainer.accumulate(x.ids, x.positions, x.labels, 1);
+  await trainer.step(1e-2);
+  const fresh = trainer.snapshot();
+  const reused = trainer.snapshot(old);
+  t.is(reused.params, old.params, 'the same arrays, no new allocation');
+  t.is(reused.expAvg, old.expAvg);
+  t.is(reused.expAvgSq, old.expAvgSq);
+  t.false(bitwiseEqual(reused.params, oldParams), 'the step changed the parameters');
+  t.true(bitwiseEqual(reused.params, fresh.params));
+  t.true(bitwiseEqual(reused.expAvg, fresh.expAvg) && bitwiseEqual(reused.expAvgSq, fresh.expAvgSq));
+  t.is(reused.adamStep, 2);
+  // A wrong `into` is refused naming the field, before anything is written.
+  const before = old.params.slice();
+  t.throws(() => trainer.snapshot({ ...old, expAvgSq: new Float32Array(3) }), {
+    message: `into.expAvgSq has 3 values, the snapshot needs ${trainer.numParameters}`,
+  });
+  t.throws(() => trainer.snapshot({ ...old, expAvg: [] as unknown as Float32Array }), {
+    message: /into.expAvg must be a Float32Array/,
+  });
+  t.true(bitwiseEqual(old.params, before), 'a refused snapshot(into) wrote nothing');
+  trainer.close();
+});
+
 test('bad options and arguments fail naming the field; a second call while one runs is refused as busy', async (t) => {
   const config = tinyConfig(2);
   const addon = native();

@@ -2,7 +2,7 @@
 // the optimizer step, the learning-rate schedule, periodic asynchronous checkpoints, and a report
 // per step. Every rank runs the same loop in lockstep (the trainer's collectives keep them so).
 import type { TokenFile } from '../../data/token-file.js';
-import type { Trainer } from '../trainer.js';
+import type { Trainer, TrainerState } from '../trainer.js';
 import { saveCheckpoint, type SaveContext, type SavedCheckpoint, type RunState } from './checkpoint-io.js';
 import { learningRate, type Schedule } from './schedule.js';
 
@@ -43,6 +43,9 @@ export async function runTrainingLoop(o: LoopOptions): Promise<RunState> {
   const { trainer, data, save } = o;
   let state: RunState = { ...o.state };
   let pending: Promise<SavedCheckpoint | undefined> | undefined;
+  // The arrays of the last save's snapshot: once that save is done, the next snapshot copies into
+  // them (hundreds of MB for a real model) instead of allocating fresh memory while the loop waits.
+  let lastSnapshot: TrainerState | undefined;
   const last = Math.min(o.schedule.totalSteps, o.stopAfterStep ?? Infinity);
 
   for (let step = state.step + 1; step <= last; step++) {
@@ -84,7 +87,8 @@ export async function runTrainingLoop(o: LoopOptions): Promise<RunState> {
       const t = now();
       // One save in flight at a time: waiting here is the only stall an async save causes.
       if (pending) await pending;
-      const snapshot = trainer.snapshot();
+      const snapshot = trainer.snapshot(lastSnapshot);
+      lastSnapshot = snapshot;
       pending = saveCheckpoint(save, snapshot, state).then((saved) => {
         if (saved) o.onCheckpoint(saved);
         return saved;

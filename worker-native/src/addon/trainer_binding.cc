@@ -2,7 +2,7 @@
 //   const trainer = await createTrainer(communicator | null, options);
 //   await trainer.accumulate(ids, positions, labels, accumulationSteps)   × A
 //   await trainer.step(lr)
-//   trainer.snapshot() / trainer.load(state)   (checkpoints)
+//   trainer.snapshot(into?) / trainer.load(state)   (checkpoints)
 // Long operations (construction, accumulate, evaluate, reduceGradients, step) run on the libuv pool
 // and return Promises; they are collectives when world > 1, so every rank calls them in the same
 // order. One operation at a time: a call while another runs is refused with "busy" (a rejected
@@ -342,15 +342,42 @@ Napi::Value Gradients(const Napi::CallbackInfo& info, const std::shared_ptr<Trai
   return CopyToJs(info.Env(), h->trainer->grads(), h->trainer->num_parameters());
 }
 
-// snapshot() → {params, expAvg, expAvgSq, adamStep}: copies, for a checkpoint.
+// snapshot(into?) → {params, expAvg, expAvgSq, adamStep}: copies, for a checkpoint. With `into` (an
+// earlier snapshot whose save has finished) the copies go into its arrays: a checkpoint of hundreds
+// of megabytes then costs one memcpy, without allocating and first-touching fresh pages each time.
 Napi::Value Snapshot(const Napi::CallbackInfo& info, const std::shared_ptr<TrainerHandle>& h) {
   CheckIdle(info, *h, "snapshot");
   const Trainer& t = *h->trainer;
   Napi::Env env = info.Env();
+  struct Part {
+    const char* field;
+    const float* data;
+    int64_t count;
+  };
+  const Part parts[] = {{"params", t.params(), t.num_parameters()},
+                        {"expAvg", t.exp_avg(), t.shard().size()},
+                        {"expAvgSq", t.exp_avg_sq(), t.shard().size()}};
   Napi::Object out = Napi::Object::New(env);
-  out.Set("params", CopyToJs(env, t.params(), t.num_parameters()));
-  out.Set("expAvg", CopyToJs(env, t.exp_avg(), t.shard().size()));
-  out.Set("expAvgSq", CopyToJs(env, t.exp_avg_sq(), t.shard().size()));
+  if (info.Length() < 1 || info[0].IsUndefined()) {
+    for (const Part& p : parts) out.Set(p.field, CopyToJs(env, p.data, p.count));
+  } else {
+    Napi::Object into = ObjectArg(info, 0, "into");
+    // Every array is checked before any is written, so a bad `into` changes nothing.
+    for (const Part& p : parts) {
+      Napi::Value v = into.Get(p.field);
+      if (!IsTypedArrayOf(v, napi_float32_array))
+        ThrowTypeError(info, std::string("into.") + p.field + " must be a Float32Array");
+      const auto length = static_cast<int64_t>(v.As<Napi::Float32Array>().ElementLength());
+      if (length != p.count)
+        throw Napi::RangeError::New(env, std::string("into.") + p.field + " has " + std::to_string(length) +
+                                             " values, the snapshot needs " + std::to_string(p.count));
+    }
+    for (const Part& p : parts) {
+      auto target = into.Get(p.field).As<Napi::Float32Array>();
+      if (p.count > 0) std::memcpy(target.Data(), p.data, static_cast<size_t>(p.count) * sizeof(float));
+      out.Set(p.field, target);
+    }
+  }
   out.Set("adamStep", static_cast<double>(t.adam_step()));
   return out;
 }
