@@ -297,6 +297,55 @@ test('snapshot(into) copies into the given arrays, the same values as a fresh sn
   trainer.close();
 });
 
+test('startSnapshot copies on a worker thread while the next micro-batch runs; step waits for it', async (t) => {
+  const config = tinyConfig(2);
+  const [a, b] = [
+    (await train(trainerOptions(config), 2, 1)).trainer,
+    (await train(trainerOptions(config), 2, 1)).trainer,
+  ];
+  const x = rankTokens(sequence(8, 0, SEQ, VOCAB), 1, 0);
+  // a: the copy and the next accumulate overlap. b: snapshot, then accumulate, one after the other.
+  const copying = a.startSnapshot();
+  const overlapped = a.accumulate(x.ids, x.positions, x.labels, 1);
+  // Whether or not the copy has finished on its thread, it has not been awaited: still busy.
+  await t.throwsAsync(a.step(1e-2), {
+    message: /Trainer.step: busy — accumulate\(\) is still running/,
+  });
+  const [snapshot, micro] = await Promise.all([copying, overlapped]);
+  const expected = b.snapshot();
+  const expectedMicro = await b.accumulate(x.ids, x.positions, x.labels, 1);
+  t.true(bitwiseEqual(snapshot.params, expected.params), 'the copy is the state before the step');
+  t.true(
+    bitwiseEqual(snapshot.expAvg, expected.expAvg) && bitwiseEqual(snapshot.expAvgSq, expected.expAvgSq),
+  );
+  t.is(snapshot.adamStep, 2);
+  t.is(micro.lossSum, expectedMicro.lossSum, 'the micro-batch is unaffected by the copy');
+  for (const trainer of [a, b]) await trainer.step(1e-2);
+  t.true(bitwiseEqual(a.snapshot().params, b.snapshot().params));
+
+  // Into an earlier snapshot's arrays; what changes the copied state waits, what does not may run.
+  const reusing = a.startSnapshot(snapshot);
+  t.throws(() => a.snapshot(), { message: /Trainer.snapshot: busy — startSnapshot\(\) is still copying/ });
+  t.throws(() => a.load({ adamStep: 1 }), {
+    message: /Trainer.load: busy — startSnapshot\(\) is still copying/,
+  });
+  t.throws(() => a.close(), { message: /Trainer.close: busy — startSnapshot\(\) is still copying/ });
+  await t.throwsAsync(a.step(1e-2), { message: /Trainer.step: busy — startSnapshot\(\) is still copying/ });
+  await t.throwsAsync(a.startSnapshot(), { message: /Trainer.startSnapshot: busy/ });
+  t.is(a.memory().deviceBudget, trainerOptions(config).deviceBudgetBytes);
+  t.is(a.gradients().length, a.numParameters);
+  const reused = await reusing;
+  t.is(reused.params, snapshot.params, 'the same arrays');
+  t.true(bitwiseEqual(reused.params, b.snapshot().params));
+  t.is(reused.adamStep, 3);
+  // A bad argument throws at once, as for every trainer method; busy rejects the Promise.
+  t.throws(() => void a.startSnapshot({ ...snapshot, params: new Float32Array(2) }), {
+    message: `into.params has 2 values, the snapshot needs ${a.numParameters}`,
+  });
+  a.close();
+  b.close();
+});
+
 test('bad options and arguments fail naming the field; a second call while one runs is refused as busy', async (t) => {
   const config = tinyConfig(2);
   const addon = native();
