@@ -1,4 +1,5 @@
 import test from 'ava';
+import { createHash } from 'node:crypto';
 import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -71,6 +72,38 @@ test('safetensors: header layout is the Hugging Face format and tensors round-tr
   t.deepEqual(back.header.metadata, { format: 'pt' });
   t.throws(() => encodeHeader([{ name: 'a', dtype: 'F32', shape: [3], data: a }]), {
     message: /has 24 bytes.*needs 12/,
+  });
+  await rm(dir, { recursive: true });
+});
+
+test('safetensors: written in chunks of any size, the file and its sha256 are the same', async (t) => {
+  const dir = await tempDir();
+  // Sizes that do not divide evenly into the chunks, so every tensor ends on a partial chunk.
+  const tensors = [
+    {
+      name: 'w',
+      dtype: 'F32' as const,
+      shape: [37, 5],
+      data: Float32Array.from({ length: 185 }, (_, i) => i),
+    },
+    { name: 'v', dtype: 'F32' as const, shape: [3], data: Float32Array.from([7, 8, 9]) },
+  ];
+  const files = [];
+  for (const chunk of [1, 7, 64, 1 << 20]) {
+    const path = join(dir, `c${chunk}.safetensors`);
+    const written = await writeSafetensors(path, tensors, { format: 'pt' }, chunk);
+    const raw = await readFile(path);
+    t.is(written.bytes, raw.byteLength, `chunk ${chunk}: byte count`);
+    t.is(
+      written.sha256,
+      createHash('sha256').update(raw).digest('hex'),
+      `chunk ${chunk}: sha256 of the file`,
+    );
+    files.push(raw);
+  }
+  for (const raw of files.slice(1)) t.true(raw.equals(files[0]!), 'same bytes whatever the chunk size');
+  await t.throwsAsync(writeSafetensors(join(dir, 'bad.safetensors'), tensors, {}, 0), {
+    message: /chunkBytes must be a positive integer, got 0/,
   });
   await rm(dir, { recursive: true });
 });
