@@ -81,17 +81,19 @@ export async function saveCheckpoint(
   const started = Date.now();
   const tmp = temporaryFolder(ctx.checkpointsDir, state.step);
   await mkdir(tmp, { recursive: true });
-  const files: Record<string, FileRecord> = {};
-  const [optName, optRecord] = await writeOptimizerShard(tmp, ctx.rank, ctx.world, {
-    begin: ctx.shard.begin,
-    end: ctx.shard.end,
-    total: ctx.numParameters,
-    expAvg: snapshot.expAvg,
-    expAvgSq: snapshot.expAvgSq,
-  });
-  files[optName] = optRecord;
+  // The files are written concurrently: one file's fsync (and libuv's writes) overlap the hashing
+  // of the next, which runs on this thread.
+  const writes: Promise<[string, FileRecord]>[] = [
+    writeOptimizerShard(tmp, ctx.rank, ctx.world, {
+      begin: ctx.shard.begin,
+      end: ctx.shard.end,
+      total: ctx.numParameters,
+      expAvg: snapshot.expAvg,
+      expAvgSq: snapshot.expAvgSq,
+    }),
+  ];
   if (ctx.rank === 0) {
-    files[MODEL_FILE] = await writeSafetensors(
+    const model = writeSafetensors(
       join(tmp, MODEL_FILE),
       ctx.views.map((v) => ({
         name: v.name,
@@ -101,14 +103,13 @@ export async function saveCheckpoint(
       })),
       { format: 'pt' },
     );
-    const [configName, configRecord] = await writeJsonFile(tmp, CONFIG_FILE, hfConfig(ctx.config));
-    files[configName] = configRecord;
-    const [stateName, stateRecord] = await writeJsonFile(tmp, TRAINER_STATE_FILE, {
-      ...state,
-      adamStep: snapshot.adamStep,
-    });
-    files[stateName] = stateRecord;
+    writes.push(
+      model.then((record): [string, FileRecord] => [MODEL_FILE, record]),
+      writeJsonFile(tmp, CONFIG_FILE, hfConfig(ctx.config)),
+      writeJsonFile(tmp, TRAINER_STATE_FILE, { ...state, adamStep: snapshot.adamStep }),
+    );
   }
+  const files: Record<string, FileRecord> = Object.fromEntries(await Promise.all(writes));
   await writePartRecord(tmp, ctx.rank, files);
   if (ctx.rank !== 0) return undefined;
   const all = await waitForParts(tmp, ctx.world, ctx.partsTimeoutMs);
