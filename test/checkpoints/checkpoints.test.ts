@@ -76,7 +76,7 @@ test('safetensors: header layout is the Hugging Face format and tensors round-tr
   await rm(dir, { recursive: true });
 });
 
-test('safetensors: written in chunks of any size, the file and its sha256 are the same', async (t) => {
+test('safetensors: written in chunks and flushed as it goes, the file and its sha256 are the same', async (t) => {
   const dir = await tempDir();
   // Sizes that do not divide evenly into the chunks, so every tensor ends on a partial chunk.
   const tensors = [
@@ -89,21 +89,28 @@ test('safetensors: written in chunks of any size, the file and its sha256 are th
     { name: 'v', dtype: 'F32' as const, shape: [3], data: Float32Array.from([7, 8, 9]) },
   ];
   const files = [];
-  for (const chunk of [1, 7, 64, 1 << 20]) {
-    const path = join(dir, `c${chunk}.safetensors`);
-    const written = await writeSafetensors(path, tensors, { format: 'pt' }, chunk);
+  const ways = [
+    { chunkBytes: 1, flushBytes: 1 },
+    { chunkBytes: 7, flushBytes: 100 },
+    { chunkBytes: 64, flushBytes: 64 },
+    {}, // the defaults: one chunk, no flush before the final fsync
+  ];
+  for (const [i, options] of ways.entries()) {
+    const path = join(dir, `w${i}.safetensors`);
+    const written = await writeSafetensors(path, tensors, { format: 'pt' }, options);
     const raw = await readFile(path);
-    t.is(written.bytes, raw.byteLength, `chunk ${chunk}: byte count`);
-    t.is(
-      written.sha256,
-      createHash('sha256').update(raw).digest('hex'),
-      `chunk ${chunk}: sha256 of the file`,
-    );
+    const what = JSON.stringify(options);
+    t.is(written.bytes, raw.byteLength, `${what}: byte count`);
+    t.is(written.sha256, createHash('sha256').update(raw).digest('hex'), `${what}: sha256 of the file`);
     files.push(raw);
   }
-  for (const raw of files.slice(1)) t.true(raw.equals(files[0]!), 'same bytes whatever the chunk size');
-  await t.throwsAsync(writeSafetensors(join(dir, 'bad.safetensors'), tensors, {}, 0), {
-    message: /chunkBytes must be a positive integer, got 0/,
+  for (const raw of files.slice(1))
+    t.true(raw.equals(files[0]!), 'same bytes whatever the chunks and flushes');
+  await t.throwsAsync(writeSafetensors(join(dir, 'bad.safetensors'), tensors, {}, { chunkBytes: 0 }), {
+    message: 'safetensors: chunkBytes must be a positive integer, got 0',
+  });
+  await t.throwsAsync(writeSafetensors(join(dir, 'bad.safetensors'), tensors, {}, { flushBytes: 1.5 }), {
+    message: 'safetensors: flushBytes must be a positive integer, got 1.5',
   });
   await rm(dir, { recursive: true });
 });
