@@ -18,7 +18,9 @@
 //   scenario backlog: `--jobs` 8-device jobs wait (a resident one-device job holds a device, so
 //                     none fits) while `--probes` one-device jobs are submitted one at a time; each
 //                     fits at once (backfill), so its latency is the scheduler's reaction with
-//                     1000 jobs in the queue: every pass reads and orders all of them.
+//                     1000 jobs in the queue: every pass reads and orders all of them. Also
+//                     scheduler_pass_ms, the median time of one pass with that queue (nothing to
+//                     place), timed by calling Scheduler.runPass() afterwards.
 //
 // Telemetry: the real orchestrator server (startServer: gRPC Control + Telemetry, scheduler,
 // watchdog; no local agent) with a job placed on a registered node; a child process
@@ -152,6 +154,7 @@ async function controlPlane(redis: EmbeddedRedis, prefix: string, finish: string
   };
   return {
     queue,
+    scheduler,
     placedAt,
     states,
     submit,
@@ -222,7 +225,14 @@ async function backlog(redis: EmbeddedRedis, jobs: number, probes: number) {
     }
     const stillWaiting = (await plane.queue.list({ states: ['QUEUED'] })).length;
     if (stillWaiting !== jobs) throw new Error(`backlog: ${stillWaiting} jobs queued, expected ${jobs}`);
-    return { latencies };
+    // What one pass costs with this queue and nothing to place: the floor under every latency above.
+    const passes: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const started = performance.now();
+      await plane.scheduler.runPass();
+      passes.push(performance.now() - started);
+    }
+    return { latencies, passMs: percentile(passes, 50) };
   } finally {
     await plane.stop();
   }
@@ -322,6 +332,7 @@ export async function run(emit: Emit, args: string[]): Promise<void> {
     const backlogExtra = { scenario: 'backlog', queued: jobs, probes, devices: DEVICES, job_devices: 1 };
     record('submit_to_placed_p50_ms', percentile(q.latencies, 50), 'ms', backlogExtra);
     record('submit_to_placed_p99_ms', percentile(q.latencies, 99), 'ms', backlogExtra);
+    record('scheduler_pass_ms', q.passMs, 'ms', backlogExtra);
 
     const tm = await telemetry(redis, reports);
     const telemetryExtra = { streams: TELEMETRY_RANKS, reports: tm.total };
