@@ -115,7 +115,7 @@ export async function run(emit: Emit, args: string[]): Promise<void> {
     emit({
       bench: 'checkpoint',
       metric,
-      value: Number(value.toPrecision(4)),
+      value: unit === 'bytes' ? value : Number(value.toPrecision(4)),
       unit,
       ...common,
       load1: Number(loadavg()[0]!.toFixed(2)),
