@@ -93,6 +93,7 @@ test('safetensors: written in chunks and flushed as it goes, the file and its sh
     { chunkBytes: 1, flushBytes: 1 },
     { chunkBytes: 7, flushBytes: 100 },
     { chunkBytes: 64, flushBytes: 64 },
+    { chunkBytes: 13, flushBytes: 40, overlap: false },
     {}, // the defaults: one chunk, no flush before the final fsync
   ];
   for (const [i, options] of ways.entries()) {

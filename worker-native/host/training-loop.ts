@@ -102,7 +102,7 @@ export async function runTrainingLoop(o: LoopOptions): Promise<RunState> {
       pending = copying
         .then((snapshot) => {
           lastSnapshot = snapshot;
-          return saveCheckpoint(save, snapshot, saving);
+          return saveCheckpoint(save, snapshot, saving, { background: true });
         })
         .then((saved) => {
           if (saved) o.onCheckpoint(saved);
