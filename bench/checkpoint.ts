@@ -13,15 +13,17 @@
 //                          then fsync), measured in the same run: best of 5 each, interleaved
 //                          (medians in `median_*`). save_mb_per_s also gives the save's CPU seconds.
 //   sync_stall_seconds     what a synchronous save stops training for: snapshot(into) + the whole
-//                          awaited save (median of the 5 above; `loop_final_save_s` is the loop's
-//                          own save after its last step, which it awaits: the same thing, once).
-//   async_stall_seconds    what an asynchronous save costs the real loop: saves every k steps
-//                          (S = 512, one micro-batch per step), k long enough for a save to end
-//                          well inside it; per save, Σ over the steps it overlapped (the step that
-//                          starts it, then every step that began before it finished) of (step wall
-//                          seconds − the median step of the run's save-free steps). Blocking and
-//                          slowdown from sharing the cores both count. Mean over `--windows` saves;
-//                          `stderr_s` is its standard error.
+//                          awaited save (median of the 5 above). `loop_final_save_s`: the loop's
+//                          own save after its last step, which it awaits (written in background
+//                          mode, so it is slower).
+//   async_stall_seconds    what an asynchronous save costs the real loop (its saves: startSnapshot,
+//                          then saveCheckpoint in background mode, one thread busy at a time): saves
+//                          every k steps (S = 512, one micro-batch per step), k long enough for a
+//                          save to end well inside it; per save, Σ over the steps it overlapped (the
+//                          step that starts it, then every step that began before it finished) of
+//                          (step wall seconds − the median of the run's save-free steps). Blocking
+//                          and slowdown from sharing the cores both count. Mean over `--windows`
+//                          saves; `stderr_s` is its standard error.
 //   async_stall_fraction   async_stall_seconds ÷ sync_stall_seconds.
 //   async_blocked_seconds  of that, the time the loop itself waited (phases.checkpoint: the wait for
 //                          startSnapshot's copy before the next optimizer step), and its fraction.
