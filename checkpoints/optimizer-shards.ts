@@ -3,7 +3,13 @@
 // size reads, for each new rank, just the slices of the old shards that overlap its new range.
 import { join } from 'node:path';
 
-import { asFloat32, readSafetensors, writeSafetensors, type WrittenFile } from './safetensors.js';
+import {
+  asFloat32,
+  readSafetensors,
+  writeSafetensors,
+  type WriteOptions,
+  type WrittenFile,
+} from './safetensors.js';
 import type { CheckpointManifest } from './manifest.js';
 
 /** The range of a flat buffer of `total` elements that `rank` of `world` owns. */
@@ -28,6 +34,7 @@ export async function writeOptimizerShard(
   rank: number,
   world: number,
   shard: OptimizerShard,
+  options: WriteOptions = {},
 ): Promise<[string, WrittenFile]> {
   const name = optimizerFileName(rank, world);
   const length = shard.end - shard.begin;
@@ -43,6 +50,7 @@ export async function writeOptimizerShard(
       { name: 'exp_avg_sq', dtype: 'F32', shape: [length], data: shard.expAvgSq },
     ],
     { begin: String(shard.begin), end: String(shard.end), total: String(shard.total) },
+    options,
   );
   return [name, written];
 }

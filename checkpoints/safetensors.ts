@@ -70,13 +70,94 @@ export function encodeHeader(tensors: TensorToWrite[], metadata: Record<string, 
   return out;
 }
 
-async function writeAll(handle: FileHandle, hash: Hash, bytes: Uint8Array): Promise<void> {
-  hash.update(bytes);
-  let written = 0;
-  while (written < bytes.byteLength) {
-    const { bytesWritten } = await handle.write(bytes, written, bytes.byteLength - written);
-    written += bytesWritten;
+/**
+ * Bytes per write. Each chunk is hashed on this thread while libuv's pool writes it, so hashing
+ * (sha256 runs at about the disk's speed) and writing overlap instead of adding up. A chunk this
+ * small is still in the CPU's cache when the second of the two reads it (8 MiB chunks made the
+ * whole write ~40 % slower here), and hashes in about a millisecond, so the event loop (a training
+ * loop awaiting the trainer) is never held for long.
+ */
+export const WRITE_CHUNK_BYTES = 1 << 20;
+
+/**
+ * Written bytes after which the file's data is flushed to disk in the background (fdatasync, one
+ * at a time) while writing and hashing go on. Without it the kernel holds everything until the
+ * final fsync, which then flushes the whole file while nothing else happens (305 MB: ~120 ms of
+ * ~360 ms here); with it that final fsync has little left to do.
+ */
+export const FLUSH_EVERY_BYTES = 32 << 20;
+
+export interface WriteOptions {
+  chunkBytes?: number;
+  flushBytes?: number;
+  /**
+   * true (default): hash each chunk while the pool writes it, two threads busy, fastest. false:
+   * hash, then write, one thread busy at a time: for a save in the background, which then takes
+   * fewer of the machine's cores away from training.
+   */
+  overlap?: boolean;
+}
+
+/** Sequential writes to one file that hash what they write and flush as they go. */
+class HashingWriter {
+  readonly hash: Hash = createHash('sha256');
+  private unflushed = 0;
+  private flushing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly handle: FileHandle,
+    private readonly chunkBytes: number,
+    private readonly flushBytes: number,
+    private readonly overlap: boolean,
+  ) {}
+
+  async write(bytes: Uint8Array): Promise<void> {
+    for (let at = 0; at < bytes.byteLength; at += this.chunkBytes) {
+      const chunk = bytes.subarray(at, Math.min(at + this.chunkBytes, bytes.byteLength));
+      if (this.overlap) {
+        const writing = this.writeFully(chunk);
+        this.hash.update(chunk);
+        await writing;
+      } else {
+        this.hash.update(chunk);
+        await this.writeFully(chunk);
+      }
+      this.unflushed += chunk.byteLength;
+      if (this.unflushed >= this.flushBytes) {
+        this.unflushed = 0;
+        await this.flushing;
+        this.flushing = this.handle.datasync();
+        // Its failure surfaces where it is awaited (next flush or sync), not as an unhandled rejection.
+        this.flushing.catch(() => {});
+      }
+    }
   }
+
+  /** Makes everything written durable (the file's metadata too). */
+  async sync(): Promise<void> {
+    await this.flushing;
+    await this.handle.sync();
+  }
+
+  /** Waits for a background flush to end, whatever its outcome (before closing after an error). */
+  async settled(): Promise<void> {
+    await this.flushing.catch(() => {});
+  }
+
+  private async writeFully(bytes: Uint8Array): Promise<void> {
+    let written = 0;
+    while (written < bytes.byteLength) {
+      const { bytesWritten } = await this.handle.write(bytes, written, bytes.byteLength - written);
+      written += bytesWritten;
+    }
+  }
+}
+
+function positiveInteger(value: number, name: string): number {
+  if (!Number.isInteger(value) || value < 1) {
+    throw new RangeError(`safetensors: ${name} must be a positive integer, got ${value}`);
+  }
+  return value;
 }
 
 /**
@@ -87,19 +168,23 @@ export async function writeSafetensors(
   path: string,
   tensors: TensorToWrite[],
   metadata: Record<string, string> = {},
+  options: WriteOptions = {},
 ): Promise<WrittenFile> {
+  const chunkBytes = positiveInteger(options.chunkBytes ?? WRITE_CHUNK_BYTES, 'chunkBytes');
+  const flushBytes = positiveInteger(options.flushBytes ?? FLUSH_EVERY_BYTES, 'flushBytes');
   const header = encodeHeader(tensors, metadata);
-  const hash = createHash('sha256');
   const handle = await open(path, 'w');
+  const writer = new HashingWriter(handle, chunkBytes, flushBytes, options.overlap ?? true);
   try {
-    await writeAll(handle, hash, header);
-    for (const t of tensors) await writeAll(handle, hash, bytesOf(t.data));
-    await handle.sync();
+    await writer.write(header);
+    for (const t of tensors) await writer.write(bytesOf(t.data));
+    await writer.sync();
   } finally {
+    await writer.settled();
     await handle.close();
   }
   const bytes = header.byteLength + tensors.reduce((a, t) => a + t.data.byteLength, 0);
-  return { bytes, sha256: hash.digest('hex') };
+  return { bytes, sha256: writer.hash.digest('hex') };
 }
 
 /** Reads and checks the header: every entry in bounds, contiguous, and the file long enough. */

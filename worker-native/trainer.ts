@@ -8,7 +8,8 @@
 // With world > 1 the model's attention is zigzag ring attention over the communicator and every
 // call that runs the model or the optimizer is a collective: every rank makes the same calls in the
 // same order, with the same options. One call at a time per trainer: a call while another runs is
-// refused with an error that says "busy". While a trainer call runs, use its communicator for
+// refused with an error that says "busy" (the one exception: the copy of startSnapshot() may overlap
+// accumulate, evaluate and reduceGradients). While a trainer call runs, use its communicator for
 // nothing else: the trainer's collectives must keep the same order on every rank, and the ring's
 // transfers use tags 1 and 2.
 import type { Communicator } from './comm.js';
@@ -162,8 +163,20 @@ export interface Trainer {
   step(lr: number): Promise<StepResult>;
   /** A copy of the flat gradient buffer: this rank's sums, or the global sums after reduceGradients(). */
   gradients(): Float32Array;
-  /** Copies for a checkpoint. */
-  snapshot(): TrainerState;
+  /**
+   * Copies for a checkpoint. With `into` (an earlier snapshot no longer in use, e.g. one whose save
+   * finished) the copies go into its arrays, which must have the same lengths, and the result holds
+   * those arrays: no new allocation.
+   */
+  snapshot(into?: TrainerState): TrainerState;
+  /**
+   * snapshot(into) with the copy made on a worker thread, for a training loop that saves in the
+   * background: only step() and load() change what is copied, so accumulate(), evaluate() and
+   * reduceGradients() may run while it copies (the next micro-batch overlaps the copy); step, load,
+   * snapshot, startSnapshot and close are refused as busy until the Promise settles. Do not transfer
+   * the arrays meanwhile.
+   */
+  startSnapshot(into?: TrainerState): Promise<TrainerState>;
   /** Loads any part of a checkpoint state; lengths are checked (with the expected numbers) before anything changes. */
   load(state: Partial<TrainerState>): void;
   memory(): TrainerMemory;

@@ -1,4 +1,5 @@
 import test from 'ava';
+import { createHash } from 'node:crypto';
 import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -71,6 +72,46 @@ test('safetensors: header layout is the Hugging Face format and tensors round-tr
   t.deepEqual(back.header.metadata, { format: 'pt' });
   t.throws(() => encodeHeader([{ name: 'a', dtype: 'F32', shape: [3], data: a }]), {
     message: /has 24 bytes.*needs 12/,
+  });
+  await rm(dir, { recursive: true });
+});
+
+test('safetensors: written in chunks and flushed as it goes, the file and its sha256 are the same', async (t) => {
+  const dir = await tempDir();
+  // Sizes that do not divide evenly into the chunks, so every tensor ends on a partial chunk.
+  const tensors = [
+    {
+      name: 'w',
+      dtype: 'F32' as const,
+      shape: [37, 5],
+      data: Float32Array.from({ length: 185 }, (_, i) => i),
+    },
+    { name: 'v', dtype: 'F32' as const, shape: [3], data: Float32Array.from([7, 8, 9]) },
+  ];
+  const files = [];
+  const ways = [
+    { chunkBytes: 1, flushBytes: 1 },
+    { chunkBytes: 7, flushBytes: 100 },
+    { chunkBytes: 64, flushBytes: 64 },
+    { chunkBytes: 13, flushBytes: 40, overlap: false },
+    {}, // the defaults: one chunk, no flush before the final fsync
+  ];
+  for (const [i, options] of ways.entries()) {
+    const path = join(dir, `w${i}.safetensors`);
+    const written = await writeSafetensors(path, tensors, { format: 'pt' }, options);
+    const raw = await readFile(path);
+    const what = JSON.stringify(options);
+    t.is(written.bytes, raw.byteLength, `${what}: byte count`);
+    t.is(written.sha256, createHash('sha256').update(raw).digest('hex'), `${what}: sha256 of the file`);
+    files.push(raw);
+  }
+  for (const raw of files.slice(1))
+    t.true(raw.equals(files[0]!), 'same bytes whatever the chunks and flushes');
+  await t.throwsAsync(writeSafetensors(join(dir, 'bad.safetensors'), tensors, {}, { chunkBytes: 0 }), {
+    message: 'safetensors: chunkBytes must be a positive integer, got 0',
+  });
+  await t.throwsAsync(writeSafetensors(join(dir, 'bad.safetensors'), tensors, {}, { flushBytes: 1.5 }), {
+    message: 'safetensors: flushBytes must be a positive integer, got 1.5',
   });
   await rm(dir, { recursive: true });
 });

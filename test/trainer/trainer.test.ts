@@ -268,6 +268,84 @@ test('snapshot and load round-trip the state; wrong lengths are refused naming t
   b.close();
 });
 
+test('snapshot(into) copies into the given arrays, the same values as a fresh snapshot', async (t) => {
+  const config = tinyConfig(2);
+  const trainer = (await train(trainerOptions(config), 1, 1)).trainer;
+  const old = trainer.snapshot();
+  const oldParams = old.params.slice();
+  const x = rankTokens(sequence(7, 0, SEQ, VOCAB), 1, 0);
+  await trainer.accumulate(x.ids, x.positions, x.labels, 1);
+  await trainer.step(1e-2);
+  const fresh = trainer.snapshot();
+  const reused = trainer.snapshot(old);
+  t.is(reused.params, old.params, 'the same arrays, no new allocation');
+  t.is(reused.expAvg, old.expAvg);
+  t.is(reused.expAvgSq, old.expAvgSq);
+  t.false(bitwiseEqual(reused.params, oldParams), 'the step changed the parameters');
+  t.true(bitwiseEqual(reused.params, fresh.params));
+  t.true(bitwiseEqual(reused.expAvg, fresh.expAvg) && bitwiseEqual(reused.expAvgSq, fresh.expAvgSq));
+  t.is(reused.adamStep, 2);
+  // A wrong `into` is refused naming the field, before anything is written.
+  const before = old.params.slice();
+  t.throws(() => trainer.snapshot({ ...old, expAvgSq: new Float32Array(3) }), {
+    message: `into.expAvgSq has 3 values, the snapshot needs ${trainer.numParameters}`,
+  });
+  t.throws(() => trainer.snapshot({ ...old, expAvg: [] as unknown as Float32Array }), {
+    message: /into.expAvg must be a Float32Array/,
+  });
+  t.true(bitwiseEqual(old.params, before), 'a refused snapshot(into) wrote nothing');
+  trainer.close();
+});
+
+test('startSnapshot copies on a worker thread while the next micro-batch runs; step waits for it', async (t) => {
+  const config = tinyConfig(2);
+  const [a, b] = [
+    (await train(trainerOptions(config), 2, 1)).trainer,
+    (await train(trainerOptions(config), 2, 1)).trainer,
+  ];
+  const x = rankTokens(sequence(8, 0, SEQ, VOCAB), 1, 0);
+  // a: the copy and the next accumulate overlap. b: snapshot, then accumulate, one after the other.
+  const copying = a.startSnapshot();
+  const overlapped = a.accumulate(x.ids, x.positions, x.labels, 1);
+  // Whether or not the copy has finished on its thread, it has not been awaited: still busy.
+  await t.throwsAsync(a.step(1e-2), {
+    message: /Trainer.step: busy — accumulate\(\) is still running/,
+  });
+  const [snapshot, micro] = await Promise.all([copying, overlapped]);
+  const expected = b.snapshot();
+  const expectedMicro = await b.accumulate(x.ids, x.positions, x.labels, 1);
+  t.true(bitwiseEqual(snapshot.params, expected.params), 'the copy is the state before the step');
+  t.true(
+    bitwiseEqual(snapshot.expAvg, expected.expAvg) && bitwiseEqual(snapshot.expAvgSq, expected.expAvgSq),
+  );
+  t.is(snapshot.adamStep, 2);
+  t.is(micro.lossSum, expectedMicro.lossSum, 'the micro-batch is unaffected by the copy');
+  for (const trainer of [a, b]) await trainer.step(1e-2);
+  t.true(bitwiseEqual(a.snapshot().params, b.snapshot().params));
+
+  // Into an earlier snapshot's arrays; what changes the copied state waits, what does not may run.
+  const reusing = a.startSnapshot(snapshot);
+  t.throws(() => a.snapshot(), { message: /Trainer.snapshot: busy — startSnapshot\(\) is still copying/ });
+  t.throws(() => a.load({ adamStep: 1 }), {
+    message: /Trainer.load: busy — startSnapshot\(\) is still copying/,
+  });
+  t.throws(() => a.close(), { message: /Trainer.close: busy — startSnapshot\(\) is still copying/ });
+  await t.throwsAsync(a.step(1e-2), { message: /Trainer.step: busy — startSnapshot\(\) is still copying/ });
+  await t.throwsAsync(a.startSnapshot(), { message: /Trainer.startSnapshot: busy/ });
+  t.is(a.memory().deviceBudget, trainerOptions(config).deviceBudgetBytes);
+  t.is(a.gradients().length, a.numParameters);
+  const reused = await reusing;
+  t.is(reused.params, snapshot.params, 'the same arrays');
+  t.true(bitwiseEqual(reused.params, b.snapshot().params));
+  t.is(reused.adamStep, 3);
+  // A bad argument throws at once, as for every trainer method; busy rejects the Promise.
+  t.throws(() => void a.startSnapshot({ ...snapshot, params: new Float32Array(2) }), {
+    message: `into.params has 2 values, the snapshot needs ${a.numParameters}`,
+  });
+  a.close();
+  b.close();
+});
+
 test('bad options and arguments fail naming the field; a second call while one runs is refused as busy', async (t) => {
   const config = tinyConfig(2);
   const addon = native();

@@ -72,43 +72,64 @@ export function hfConfig(config: ModelConfig): Record<string, unknown> {
   };
 }
 
+export interface SaveOptions {
+  /**
+   * A save that runs while training goes on: its files are written one after another and each is
+   * hashed, then written, chunk by chunk, so it keeps one thread busy at a time and leaves the
+   * other cores to training. Otherwise (a save the caller waits for) everything overlaps: the files
+   * are written concurrently and each chunk is hashed while the pool writes it, for speed.
+   */
+  background?: boolean;
+}
+
 /** Writes this rank's part of checkpoint `state.step`; rank 0 also commits it (returns its info). */
 export async function saveCheckpoint(
   ctx: SaveContext,
   snapshot: TrainerSnapshot,
   state: RunState,
+  options: SaveOptions = {},
 ): Promise<SavedCheckpoint | undefined> {
   const started = Date.now();
   const tmp = temporaryFolder(ctx.checkpointsDir, state.step);
   await mkdir(tmp, { recursive: true });
-  const files: Record<string, FileRecord> = {};
-  const [optName, optRecord] = await writeOptimizerShard(tmp, ctx.rank, ctx.world, {
-    begin: ctx.shard.begin,
-    end: ctx.shard.end,
-    total: ctx.numParameters,
-    expAvg: snapshot.expAvg,
-    expAvgSq: snapshot.expAvgSq,
-  });
-  files[optName] = optRecord;
+  const background = options.background ?? false;
+  const writeOptions = { overlap: !background };
+  const writes: (() => Promise<[string, FileRecord]>)[] = [
+    () =>
+      writeOptimizerShard(
+        tmp,
+        ctx.rank,
+        ctx.world,
+        {
+          begin: ctx.shard.begin,
+          end: ctx.shard.end,
+          total: ctx.numParameters,
+          expAvg: snapshot.expAvg,
+          expAvgSq: snapshot.expAvgSq,
+        },
+        writeOptions,
+      ),
+  ];
   if (ctx.rank === 0) {
-    files[MODEL_FILE] = await writeSafetensors(
-      join(tmp, MODEL_FILE),
-      ctx.views.map((v) => ({
-        name: v.name,
-        dtype: 'F32' as const,
-        shape: v.shape,
-        data: snapshot.params.subarray(v.offset, v.offset + v.shape.reduce((a, b) => a * b, 1)),
-      })),
-      { format: 'pt' },
+    const tensors = ctx.views.map((v) => ({
+      name: v.name,
+      dtype: 'F32' as const,
+      shape: v.shape,
+      data: snapshot.params.subarray(v.offset, v.offset + v.shape.reduce((a, b) => a * b, 1)),
+    }));
+    writes.push(
+      async () => [
+        MODEL_FILE,
+        await writeSafetensors(join(tmp, MODEL_FILE), tensors, { format: 'pt' }, writeOptions),
+      ],
+      () => writeJsonFile(tmp, CONFIG_FILE, hfConfig(ctx.config)),
+      () => writeJsonFile(tmp, TRAINER_STATE_FILE, { ...state, adamStep: snapshot.adamStep }),
     );
-    const [configName, configRecord] = await writeJsonFile(tmp, CONFIG_FILE, hfConfig(ctx.config));
-    files[configName] = configRecord;
-    const [stateName, stateRecord] = await writeJsonFile(tmp, TRAINER_STATE_FILE, {
-      ...state,
-      adamStep: snapshot.adamStep,
-    });
-    files[stateName] = stateRecord;
   }
+  const records: [string, FileRecord][] = [];
+  if (background) for (const write of writes) records.push(await write());
+  else records.push(...(await Promise.all(writes.map((write) => write()))));
+  const files: Record<string, FileRecord> = Object.fromEntries(records);
   await writePartRecord(tmp, ctx.rank, files);
   if (ctx.rank !== 0) return undefined;
   const all = await waitForParts(tmp, ctx.world, ctx.partsTimeoutMs);

@@ -2,7 +2,7 @@
 // the optimizer step, the learning-rate schedule, periodic asynchronous checkpoints, and a report
 // per step. Every rank runs the same loop in lockstep (the trainer's collectives keep them so).
 import type { TokenFile } from '../../data/token-file.js';
-import type { Trainer } from '../trainer.js';
+import type { Trainer, TrainerState } from '../trainer.js';
 import { saveCheckpoint, type SaveContext, type SavedCheckpoint, type RunState } from './checkpoint-io.js';
 import { learningRate, type Schedule } from './schedule.js';
 
@@ -43,6 +43,12 @@ export async function runTrainingLoop(o: LoopOptions): Promise<RunState> {
   const { trainer, data, save } = o;
   let state: RunState = { ...o.state };
   let pending: Promise<SavedCheckpoint | undefined> | undefined;
+  // The snapshot of a save is copied on a worker thread while the next micro-batch runs; only the
+  // optimizer step must wait for it (it changes what is being copied).
+  let copying: Promise<TrainerState> | undefined;
+  // The arrays of the last save's snapshot: once that save is done, the next snapshot copies into
+  // them (hundreds of MB for a real model) instead of allocating and first-touching fresh memory.
+  let lastSnapshot: TrainerState | undefined;
   const last = Math.min(o.schedule.totalSteps, o.stopAfterStep ?? Infinity);
 
   for (let step = state.step + 1; step <= last; step++) {
@@ -65,6 +71,12 @@ export async function runTrainingLoop(o: LoopOptions): Promise<RunState> {
       phases.commWait += r.commWaitSeconds;
       bytesSent += r.bytesSent;
     }
+    if (copying) {
+      const t = now();
+      await copying;
+      copying = undefined;
+      phases.checkpoint += now() - t;
+    }
     const lr = learningRate(o.schedule, step);
     const s = await trainer.step(lr);
     phases.optimizer += s.optimizerSeconds;
@@ -82,14 +94,22 @@ export async function runTrainingLoop(o: LoopOptions): Promise<RunState> {
 
     if (step % o.checkpointEvery === 0 || step === last) {
       const t = now();
-      // One save in flight at a time: waiting here is the only stall an async save causes.
+      // One save in flight at a time. Waiting for it here and for the snapshot's copy before the
+      // next step are the only stalls an async save causes (beyond sharing the machine).
       if (pending) await pending;
-      const snapshot = trainer.snapshot();
-      pending = saveCheckpoint(save, snapshot, state).then((saved) => {
-        if (saved) o.onCheckpoint(saved);
-        return saved;
-      });
-      // Surface a failed save at the next await instead of as an unhandled rejection.
+      const saving = state;
+      copying = trainer.startSnapshot(lastSnapshot);
+      pending = copying
+        .then((snapshot) => {
+          lastSnapshot = snapshot;
+          return saveCheckpoint(save, snapshot, saving, { background: true });
+        })
+        .then((saved) => {
+          if (saved) o.onCheckpoint(saved);
+          return saved;
+        });
+      // Surface a failure at the next await instead of as an unhandled rejection.
+      copying.catch(() => {});
       pending.catch(() => {});
       phases.checkpoint += now() - t;
     }

@@ -2,11 +2,13 @@
 //   const trainer = await createTrainer(communicator | null, options);
 //   await trainer.accumulate(ids, positions, labels, accumulationSteps)   × A
 //   await trainer.step(lr)
-//   trainer.snapshot() / trainer.load(state)   (checkpoints)
+//   trainer.snapshot(into?) / await trainer.startSnapshot(into?) / trainer.load(state)   (checkpoints)
 // Long operations (construction, accumulate, evaluate, reduceGradients, step) run on the libuv pool
 // and return Promises; they are collectives when world > 1, so every rank calls them in the same
 // order. One operation at a time: a call while another runs is refused with "busy" (a rejected
-// Promise, or a thrown Error for the synchronous methods), since the native buffers are in use.
+// Promise, or a thrown Error for the synchronous methods), since the native buffers are in use. The
+// one overlap allowed: while startSnapshot() copies the parameters and moments, the operations that
+// leave them alone (accumulate, evaluate, reduceGradients, gradients, memory) may run.
 // Errors name the argument or field; out-of-memory errors carry the arena's message and
 // code 'ERR_LONGCTX_OUT_OF_MEMORY'.
 #include <cmath>
@@ -36,6 +38,7 @@ using train::Trainer;
 struct TrainerHandle {
   std::unique_ptr<Trainer> trainer;
   const char* running = nullptr;  // the operation in flight (main thread only)
+  bool copying = false;           // a startSnapshot() copy is in flight (main thread only)
 };
 
 // Why an operation failed, kept apart so an out-of-memory error keeps its fields.
@@ -112,17 +115,25 @@ Napi::Promise Rejected(Napi::Env env, const std::string& message) {
   return deferred.Promise();
 }
 
-// Empty when `what` may run now; otherwise why not.
-std::string Refusal(const TrainerHandle& h, const char* what) {
+// What an operation does to the state a startSnapshot() copy reads (parameters, AdamW moments).
+enum class Touches { kNothingCopied, kCopiedState };
+
+// Empty when `what` may run now; otherwise why not. Operations that leave the parameters and moments
+// alone may run while a startSnapshot() copy is in flight; the others wait for it.
+std::string Refusal(const TrainerHandle& h, const char* what, Touches touches = Touches::kCopiedState) {
   if (!h.trainer) return std::string("Trainer.") + what + ": the trainer is closed";
   if (h.running != nullptr)
     return std::string("Trainer.") + what + ": busy — " + h.running +
            "() is still running; await it before calling " + what + "()";
+  if (h.copying && touches == Touches::kCopiedState)
+    return std::string("Trainer.") + what +
+           ": busy — startSnapshot() is still copying; await it before calling " + what + "()";
   return "";
 }
 
-void CheckIdle(const Napi::CallbackInfo& info, const TrainerHandle& h, const char* what) {
-  const std::string refusal = Refusal(h, what);
+void CheckIdle(const Napi::CallbackInfo& info, const TrainerHandle& h, const char* what,
+               Touches touches = Touches::kCopiedState) {
+  const std::string refusal = Refusal(h, what, touches);
   if (!refusal.empty()) throw Napi::Error::New(info.Env(), refusal);
 }
 
@@ -274,9 +285,9 @@ using Method = std::function<Napi::Value(const Napi::CallbackInfo&, const std::s
 // Starts `work` as operation `what`: refused while another runs; busy until the worker is gone.
 template <typename Result>
 Napi::Value Start(const Napi::CallbackInfo& info, const std::shared_ptr<TrainerHandle>& h, const char* what,
-                  std::function<Result(Trainer&)> work,
-                  std::function<Napi::Value(Napi::Env, Result&)> to_js) {
-  const std::string refusal = Refusal(*h, what);
+                  std::function<Result(Trainer&)> work, std::function<Napi::Value(Napi::Env, Result&)> to_js,
+                  Touches touches = Touches::kCopiedState) {
+  const std::string refusal = Refusal(*h, what, touches);
   if (!refusal.empty()) return Rejected(info.Env(), refusal);
   h->running = what;
   Trainer* trainer = h->trainer.get();
@@ -304,7 +315,7 @@ Napi::Value Accumulate(const Napi::CallbackInfo& info, const std::shared_ptr<Tra
         return t.Accumulate(tokens->ids.data(), tokens->positions.data(), tokens->labels.data(),
                             tokens->count(), accumulation);
       },
-      MicroStepToJs);
+      MicroStepToJs, Touches::kNothingCopied);
 }
 
 // evaluate(ids, positions, labels) → Promise<EvalResult>
@@ -316,7 +327,7 @@ Napi::Value Evaluate(const Napi::CallbackInfo& info, const std::shared_ptr<Train
         return t.Evaluate(tokens->ids.data(), tokens->positions.data(), tokens->labels.data(),
                           tokens->count());
       },
-      EvalToJs);
+      EvalToJs, Touches::kNothingCopied);
 }
 
 // reduceGradients() → Promise<{commWaitSeconds}>
@@ -327,7 +338,8 @@ Napi::Value ReduceGradients(const Napi::CallbackInfo& info, const std::shared_pt
         Napi::Object out = Napi::Object::New(env);
         out.Set("commWaitSeconds", waited);
         return out;
-      });
+      },
+      Touches::kNothingCopied);
 }
 
 // step(lr) → Promise<StepResult>
@@ -338,21 +350,93 @@ Napi::Value Step(const Napi::CallbackInfo& info, const std::shared_ptr<TrainerHa
 }
 
 Napi::Value Gradients(const Napi::CallbackInfo& info, const std::shared_ptr<TrainerHandle>& h) {
-  CheckIdle(info, *h, "gradients");
+  CheckIdle(info, *h, "gradients", Touches::kNothingCopied);
   return CopyToJs(info.Env(), h->trainer->grads(), h->trainer->num_parameters());
 }
 
-// snapshot() → {params, expAvg, expAvgSq, adamStep}: copies, for a checkpoint.
-Napi::Value Snapshot(const Napi::CallbackInfo& info, const std::shared_ptr<TrainerHandle>& h) {
-  CheckIdle(info, *h, "snapshot");
-  const Trainer& t = *h->trainer;
+// What a snapshot copies: the flat parameters and this rank's shard of both AdamW moments.
+struct SnapshotPart {
+  const char* field;
+  const float* data;
+  int64_t count;
+};
+
+std::vector<SnapshotPart> SnapshotParts(const Trainer& t) {
+  return {{"params", t.params(), t.num_parameters()},
+          {"expAvg", t.exp_avg(), t.shard().size()},
+          {"expAvgSq", t.exp_avg_sq(), t.shard().size()}};
+}
+
+// The snapshot object, not yet filled: new arrays, or with `into` (argument 0, an earlier snapshot
+// no longer in use) its arrays, checked before anything is written so a bad `into` changes nothing.
+// Reusing them saves allocating and first-touching hundreds of megabytes per checkpoint.
+Napi::Object SnapshotTarget(const Napi::CallbackInfo& info, const Trainer& t,
+                            const std::vector<SnapshotPart>& parts) {
   Napi::Env env = info.Env();
   Napi::Object out = Napi::Object::New(env);
-  out.Set("params", CopyToJs(env, t.params(), t.num_parameters()));
-  out.Set("expAvg", CopyToJs(env, t.exp_avg(), t.shard().size()));
-  out.Set("expAvgSq", CopyToJs(env, t.exp_avg_sq(), t.shard().size()));
+  if (info.Length() < 1 || info[0].IsUndefined()) {
+    for (const SnapshotPart& p : parts)
+      out.Set(p.field, Napi::Float32Array::New(env, static_cast<size_t>(p.count)));
+  } else {
+    Napi::Object into = ObjectArg(info, 0, "into");
+    for (const SnapshotPart& p : parts) {
+      Napi::Value v = into.Get(p.field);
+      if (!IsTypedArrayOf(v, napi_float32_array))
+        ThrowTypeError(info, std::string("into.") + p.field + " must be a Float32Array");
+      const auto length = static_cast<int64_t>(v.As<Napi::Float32Array>().ElementLength());
+      if (length != p.count)
+        throw Napi::RangeError::New(env, std::string("into.") + p.field + " has " + std::to_string(length) +
+                                             " values, the snapshot needs " + std::to_string(p.count));
+    }
+    for (const SnapshotPart& p : parts) out.Set(p.field, into.Get(p.field));
+  }
   out.Set("adamStep", static_cast<double>(t.adam_step()));
   return out;
+}
+
+// Where each part goes in `target`'s arrays (valid while the arrays are alive and not detached).
+std::vector<float*> SnapshotDestinations(Napi::Object target, const std::vector<SnapshotPart>& parts) {
+  std::vector<float*> out;
+  for (const SnapshotPart& p : parts) out.push_back(target.Get(p.field).As<Napi::Float32Array>().Data());
+  return out;
+}
+
+void CopyParts(const std::vector<SnapshotPart>& parts, const std::vector<float*>& to) {
+  for (size_t i = 0; i < parts.size(); ++i)
+    if (parts[i].count > 0)
+      std::memcpy(to[i], parts[i].data, static_cast<size_t>(parts[i].count) * sizeof(float));
+}
+
+// snapshot(into?) → {params, expAvg, expAvgSq, adamStep}: copies, for a checkpoint, on this thread.
+Napi::Value Snapshot(const Napi::CallbackInfo& info, const std::shared_ptr<TrainerHandle>& h) {
+  CheckIdle(info, *h, "snapshot");
+  const auto parts = SnapshotParts(*h->trainer);
+  Napi::Object out = SnapshotTarget(info, *h->trainer, parts);
+  CopyParts(parts, SnapshotDestinations(out, parts));
+  return out;
+}
+
+// startSnapshot(into?) → Promise<{params, expAvg, expAvgSq, adamStep}>: the same copies, made on a
+// worker thread so that a training loop need not wait for them. Only step() and load() change what
+// is copied, so accumulate(), evaluate() and reduceGradients() may run meanwhile (the next
+// micro-batch overlaps the copy); step, load, snapshot, startSnapshot and close are refused as busy
+// until the Promise settles. The arrays must not be transferred while the copy runs.
+Napi::Value StartSnapshot(const Napi::CallbackInfo& info, const std::shared_ptr<TrainerHandle>& h) {
+  const std::string refusal = Refusal(*h, "startSnapshot");
+  if (!refusal.empty()) return Rejected(info.Env(), refusal);
+  const auto parts = SnapshotParts(*h->trainer);
+  Napi::Object out = SnapshotTarget(info, *h->trainer, parts);
+  const auto to = SnapshotDestinations(out, parts);
+  // Keeps the arrays alive until the copy is done; made and released on the main thread.
+  auto keep = std::make_shared<Napi::ObjectReference>(Napi::Persistent(out));
+  h->copying = true;
+  return Queue<bool>(
+      info.Env(),
+      [parts, to] {
+        CopyParts(parts, to);
+        return true;
+      },
+      [keep](Napi::Env, bool&) -> Napi::Value { return keep->Value(); }, [h] { h->copying = false; });
 }
 
 // load({params?, expAvg?, expAvgSq?, adamStep?}): everything is checked before anything changes.
@@ -393,12 +477,12 @@ Napi::Value Load(const Napi::CallbackInfo& info, const std::shared_ptr<TrainerHa
 }
 
 Napi::Value Memory(const Napi::CallbackInfo& info, const std::shared_ptr<TrainerHandle>& h) {
-  CheckIdle(info, *h, "memory");
+  CheckIdle(info, *h, "memory", Touches::kNothingCopied);
   return MemoryToJs(info.Env(), h->trainer->memory());
 }
 
 Napi::Value ResetPeak(const Napi::CallbackInfo& info, const std::shared_ptr<TrainerHandle>& h) {
-  CheckIdle(info, *h, "resetPeak");
+  CheckIdle(info, *h, "resetPeak", Touches::kNothingCopied);
   h->trainer->ResetPeak();
   return info.Env().Undefined();
 }
@@ -412,7 +496,7 @@ Napi::Value Close(const Napi::CallbackInfo& info, const std::shared_ptr<TrainerH
 }
 
 Napi::Value ParameterViews(const Napi::CallbackInfo& info, const std::shared_ptr<TrainerHandle>& h) {
-  CheckIdle(info, *h, "parameterViews");
+  CheckIdle(info, *h, "parameterViews", Touches::kNothingCopied);
   Napi::Env env = info.Env();
   const auto& views = h->trainer->layout().views();
   Napi::Array out = Napi::Array::New(env, views.size());
@@ -455,6 +539,7 @@ Napi::Object TrainerObject(Napi::Env env, std::unique_ptr<Trainer> trainer) {
   method("step", Step);
   method("gradients", Gradients);
   method("snapshot", Snapshot);
+  method("startSnapshot", StartSnapshot);
   method("load", Load);
   method("memory", Memory);
   method("resetPeak", ResetPeak);
