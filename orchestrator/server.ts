@@ -21,7 +21,7 @@ import { controlService, telemetryService } from '../proto/services.js';
 import { PlanStore } from './plan/plan-store.js';
 import { connectRedis, JobQueue } from './queue/job-queue.js';
 import { Scheduler } from './queue/scheduler.js';
-import { ControlService } from './rpc/control-service.js';
+import { ControlService, planningDevice } from './rpc/control-service.js';
 import { TelemetryHistory } from './telemetry/history.js';
 import { TelemetryService } from './telemetry/telemetry-service.js';
 import type { BackoffPolicy } from './recovery.js';
@@ -121,9 +121,11 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     const telemetry = new TelemetryService({
       getJob: (id) => queue.get(id),
       history,
+      // The same device profile the planner uses: measured sgemm for CPU devices, the
+      // datasheet for known GPUs.
       peakFlopsPerDevice: async (node) => {
         const status = (await queue.nodes()).find((n) => n.name === node);
-        return (status?.sgemmGflops ?? 0) * 1e9;
+        return status ? (planningDevice([status], 1)?.device.peakFlops ?? 0) : 0;
       },
       log,
     });

@@ -40,6 +40,13 @@ export interface ControlServiceOptions {
   subscribe(channel: string, onMessage: (message: string) => void): Promise<() => Promise<void>>;
 }
 
+/**
+ * A CPU node that did not measure its sgemm rate (its agent ran with measuring off) is planned
+ * at this rate: about a third of one modern core's single-thread sgemm, so step-time estimates
+ * err long. Agents measure by default (`longctx server`, `agent-main --measure-sgemm`).
+ */
+export const UNMEASURED_CPU_GFLOPS = 50;
+
 /** The device a job would be planned for: the most constrained one among nodes that can hold it. */
 export function planningDevice(
   nodes: NodeStatus[],
@@ -56,8 +63,9 @@ export function planningDevice(
   const memory = Math.min(...node.deviceMemoryBytes);
   const device =
     node.kind === 'cuda'
-      ? (gpuProfileFor(node.deviceNames[0] ?? '', memory) ?? cpuProfile(memory, node.sgemmGflops ?? 50))
-      : cpuProfile(memory, node.sgemmGflops ?? 50);
+      ? (gpuProfileFor(node.deviceNames[0] ?? '', memory) ??
+        cpuProfile(memory, node.sgemmGflops ?? UNMEASURED_CPU_GFLOPS))
+      : cpuProfile(memory, node.sgemmGflops ?? UNMEASURED_CPU_GFLOPS);
   return { device, largest };
 }
 
