@@ -12,6 +12,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "addon/kernel_args.h"
 #include "addon/promise_worker.h"
 #include "addon/registry.h"
 #include "kernels/cpu/attention.h"
@@ -24,69 +25,20 @@ namespace {
 using cpu::AttentionDims;
 using cpu::AttentionMask;
 
-[[noreturn]] void ThrowType(const Napi::CallbackInfo& info, const std::string& what) {
-  throw Napi::TypeError::New(info.Env(), what);
-}
-
-// A typed array the kernel reads or writes, with its name for error messages.
-template <typename T>
-struct Tensor {
-  const char* name;
-  T* data;
-  size_t length;
-};
-
-// Keeps the JavaScript arrays alive while a kernel uses their memory; released on the main thread
-// when the worker that holds it is destroyed.
-struct Pins {
-  std::vector<Napi::ObjectReference> refs;
-};
-
-template <typename T>
-constexpr napi_typedarray_type ArrayType() {
-  return std::is_same_v<T, float> ? napi_float32_array : napi_float64_array;
-}
-
-template <typename T>
-constexpr const char* ArrayName() {
-  return std::is_same_v<T, float> ? "a Float32Array" : "a Float64Array";
-}
-
-template <typename T>
-Tensor<T> TensorArg(const Napi::CallbackInfo& info, size_t index, const char* name, Pins& pins) {
-  if (info.Length() <= index || !info[index].IsTypedArray() ||
-      info[index].As<Napi::TypedArray>().TypedArrayType() != ArrayType<T>()) {
-    ThrowType(info, "argument " + std::to_string(index) + " (" + name + ") must be " + ArrayName<T>());
-  }
-  auto array = info[index].As<Napi::TypedArrayOf<T>>();
-  pins.refs.push_back(Napi::Persistent(array.template As<Napi::Object>()));
-  return {name, array.Data(), array.ElementLength()};
-}
-
-int IntField(const Napi::CallbackInfo& info, Napi::Object obj, const char* field) {
-  Napi::Value value = obj.Get(field);
-  if (!value.IsNumber()) ThrowType(info, std::string("dims.") + field + " must be a number");
-  double x = value.As<Napi::Number>().DoubleValue();
-  if (!(std::abs(x) < 2147483648.0) || x != std::trunc(x)) {
-    ThrowType(info, std::string("dims.") + field + " must be an integer, got " + std::to_string(x));
-  }
-  return static_cast<int>(x);
-}
-
 // dims: {qLen, kvLen, heads, kvHeads, headDim, scale?}; scale defaults to 1/sqrt(headDim).
 AttentionDims DimsArg(const Napi::CallbackInfo& info, size_t index) {
   Napi::Object obj = ObjectArg(info, index, "dims");
   AttentionDims d{};
-  d.q_len = IntField(info, obj, "qLen");
-  d.kv_len = IntField(info, obj, "kvLen");
-  d.heads = IntField(info, obj, "heads");
-  d.kv_heads = IntField(info, obj, "kvHeads");
-  d.head_dim = IntField(info, obj, "headDim");
+  d.q_len = IntField(info, obj, "dims", "qLen");
+  d.kv_len = IntField(info, obj, "dims", "kvLen");
+  d.heads = IntField(info, obj, "dims", "heads");
+  d.kv_heads = IntField(info, obj, "dims", "kvHeads");
+  d.head_dim = IntField(info, obj, "dims", "headDim");
   Napi::Value scale = obj.Get("scale");
   if (scale.IsUndefined()) {
     d.scale = d.head_dim > 0 ? 1.0f / std::sqrt(static_cast<float>(d.head_dim)) : 1.0f;
   } else if (!scale.IsNumber()) {
-    ThrowType(info, "dims.scale must be a number when given");
+    ThrowTypeError(info, "dims.scale must be a number when given");
   } else {
     d.scale = static_cast<float>(scale.As<Napi::Number>().DoubleValue());
   }
@@ -97,44 +49,21 @@ AttentionMask MaskArg(const Napi::CallbackInfo& info, size_t index) {
   std::string mask = StringArg(info, index, "mask");
   if (mask == "causal") return AttentionMask::kCausal;
   if (mask == "none") return AttentionMask::kNone;
-  ThrowType(info,
-            "argument " + std::to_string(index) + " (mask) must be 'causal' or 'none', got '" + mask + "'");
-}
-
-// Throws std::invalid_argument unless the array holds exactly rows × width elements.
-template <typename T>
-void ExpectLength(const Tensor<T>& t, size_t rows, size_t width, const char* shape) {
-  if (t.length != rows * width) {
-    throw std::invalid_argument(std::string(t.name) + " has " + std::to_string(t.length) +
-                                " elements, expected " + shape + " = " + std::to_string(rows * width));
-  }
+  ThrowTypeError(
+      info, "argument " + std::to_string(index) + " (mask) must be 'causal' or 'none', got '" + mask + "'");
 }
 
 template <typename T>
-void CheckQ(const AttentionDims& d, const Tensor<T>& t) {
-  ExpectLength(t, static_cast<size_t>(d.q_len) * d.heads, d.head_dim, "qLen·heads·headDim");
+void CheckQ(const AttentionDims& d, const ArrayArg<T>& t) {
+  ExpectLength(t, static_cast<size_t>(d.q_len) * d.heads * d.head_dim, "qLen·heads·headDim");
 }
 template <typename T>
-void CheckKv(const AttentionDims& d, const Tensor<T>& t) {
-  ExpectLength(t, static_cast<size_t>(d.kv_len) * d.kv_heads, d.head_dim, "kvLen·kvHeads·headDim");
+void CheckKv(const AttentionDims& d, const ArrayArg<T>& t) {
+  ExpectLength(t, static_cast<size_t>(d.kv_len) * d.kv_heads * d.head_dim, "kvLen·kvHeads·headDim");
 }
 template <typename T>
-void CheckLse(const AttentionDims& d, const Tensor<T>& t) {
-  ExpectLength(t, d.q_len, d.heads, "qLen·heads");
-}
-
-struct Done {};
-Napi::Value Undefined(Napi::Env env, Done&) { return env.Undefined(); }
-
-// Queues `work`; the pins live in the result converter, which is destroyed on the main thread.
-Napi::Promise Run(Napi::Env env, std::shared_ptr<Pins> pins, std::function<void()> work) {
-  return RunAsync<Done>(
-      env,
-      [work = std::move(work)](const ReportProgress&) {
-        work();
-        return Done{};
-      },
-      [pins](Napi::Env e, Done& done) { return Undefined(e, done); });
+void CheckLse(const AttentionDims& d, const ArrayArg<T>& t) {
+  ExpectLength(t, static_cast<size_t>(d.q_len) * d.heads, "qLen·heads");
 }
 
 // flashAttentionForward(dims, mask, q, k, v, o, lse): writes o and lse.
@@ -142,10 +71,10 @@ Napi::Value FlashForward(const Napi::CallbackInfo& info) {
   auto pins = std::make_shared<Pins>();
   const AttentionDims d = DimsArg(info, 0);
   const AttentionMask mask = MaskArg(info, 1);
-  auto q = TensorArg<float>(info, 2, "q", *pins), k = TensorArg<float>(info, 3, "k", *pins),
-       v = TensorArg<float>(info, 4, "v", *pins), o = TensorArg<float>(info, 5, "o", *pins),
-       lse = TensorArg<float>(info, 6, "lse", *pins);
-  return Run(info.Env(), pins, [=] {
+  auto q = TypedArg<float>(info, 2, "q", *pins), k = TypedArg<float>(info, 3, "k", *pins),
+       v = TypedArg<float>(info, 4, "v", *pins), o = TypedArg<float>(info, 5, "o", *pins),
+       lse = TypedArg<float>(info, 6, "lse", *pins);
+  return RunInPlace(info.Env(), pins, [=] {
     cpu::CheckAttentionDims(d, mask);
     CheckQ(d, q), CheckKv(d, k), CheckKv(d, v), CheckQ(d, o), CheckLse(d, lse);
     std::vector<float> workspace(cpu::FlashAttentionForwardWorkspace(d));
@@ -158,12 +87,12 @@ Napi::Value FlashBackward(const Napi::CallbackInfo& info) {
   auto pins = std::make_shared<Pins>();
   const AttentionDims d = DimsArg(info, 0);
   const AttentionMask mask = MaskArg(info, 1);
-  auto q = TensorArg<float>(info, 2, "q", *pins), k = TensorArg<float>(info, 3, "k", *pins),
-       v = TensorArg<float>(info, 4, "v", *pins), o = TensorArg<float>(info, 5, "o", *pins),
-       lse = TensorArg<float>(info, 6, "lse", *pins), dout = TensorArg<float>(info, 7, "dout", *pins),
-       dq = TensorArg<float>(info, 8, "dq", *pins), dk = TensorArg<float>(info, 9, "dk", *pins),
-       dv = TensorArg<float>(info, 10, "dv", *pins);
-  return Run(info.Env(), pins, [=] {
+  auto q = TypedArg<float>(info, 2, "q", *pins), k = TypedArg<float>(info, 3, "k", *pins),
+       v = TypedArg<float>(info, 4, "v", *pins), o = TypedArg<float>(info, 5, "o", *pins),
+       lse = TypedArg<float>(info, 6, "lse", *pins), dout = TypedArg<float>(info, 7, "dout", *pins),
+       dq = TypedArg<float>(info, 8, "dq", *pins), dk = TypedArg<float>(info, 9, "dk", *pins),
+       dv = TypedArg<float>(info, 10, "dv", *pins);
+  return RunInPlace(info.Env(), pins, [=] {
     cpu::CheckAttentionDims(d, mask);
     CheckQ(d, q), CheckKv(d, k), CheckKv(d, v), CheckQ(d, o), CheckLse(d, lse), CheckQ(d, dout);
     CheckQ(d, dq), CheckKv(d, dk), CheckKv(d, dv);
@@ -190,20 +119,21 @@ Napi::Value FlashWorkspace(const Napi::CallbackInfo& info) {
 Napi::Value MergePartial(const Napi::CallbackInfo& info) {
   auto pins = std::make_shared<Pins>();
   const double rows_arg = NumberArg(info, 0, "rows"), dim_arg = NumberArg(info, 1, "headDim");
-  auto o_acc = TensorArg<float>(info, 2, "oAcc", *pins), lse_acc = TensorArg<float>(info, 3, "lseAcc", *pins),
-       o_part = TensorArg<float>(info, 4, "oPart", *pins),
-       lse_part = TensorArg<float>(info, 5, "lsePart", *pins);
+  auto o_acc = TypedArg<float>(info, 2, "oAcc", *pins), lse_acc = TypedArg<float>(info, 3, "lseAcc", *pins),
+       o_part = TypedArg<float>(info, 4, "oPart", *pins),
+       lse_part = TypedArg<float>(info, 5, "lsePart", *pins);
   const int rows = static_cast<int>(rows_arg), dim = static_cast<int>(dim_arg);
-  return Run(info.Env(), pins, [=] {
+  return RunInPlace(info.Env(), pins, [=] {
     if (rows < 0 || dim <= 0 || rows != rows_arg || dim != dim_arg) {
       throw std::invalid_argument(
           "rows must be a non-negative integer and headDim a positive integer, got rows=" +
           std::to_string(rows_arg) + " headDim=" + std::to_string(dim_arg));
     }
-    ExpectLength(o_acc, rows, dim, "rows·headDim");
-    ExpectLength(o_part, rows, dim, "rows·headDim");
-    ExpectLength(lse_acc, rows, 1, "rows");
-    ExpectLength(lse_part, rows, 1, "rows");
+    const size_t values = static_cast<size_t>(rows) * dim;
+    ExpectLength(o_acc, values, "rows·headDim");
+    ExpectLength(o_part, values, "rows·headDim");
+    ExpectLength(lse_acc, rows, "rows");
+    ExpectLength(lse_part, rows, "rows");
     cpu::MergeAttentionPartial(rows, dim, o_acc.data, lse_acc.data, o_part.data, lse_part.data);
   });
 }
@@ -213,10 +143,10 @@ Napi::Value NaiveForwardOf(const Napi::CallbackInfo& info) {
   auto pins = std::make_shared<Pins>();
   const AttentionDims d = DimsArg(info, 0);
   const AttentionMask mask = MaskArg(info, 1);
-  auto q = TensorArg<T>(info, 2, "q", *pins), k = TensorArg<T>(info, 3, "k", *pins),
-       v = TensorArg<T>(info, 4, "v", *pins), o = TensorArg<T>(info, 5, "o", *pins),
-       lse = TensorArg<T>(info, 6, "lse", *pins);
-  return Run(info.Env(), pins, [=] {
+  auto q = TypedArg<T>(info, 2, "q", *pins), k = TypedArg<T>(info, 3, "k", *pins),
+       v = TypedArg<T>(info, 4, "v", *pins), o = TypedArg<T>(info, 5, "o", *pins),
+       lse = TypedArg<T>(info, 6, "lse", *pins);
+  return RunInPlace(info.Env(), pins, [=] {
     cpu::CheckAttentionDims(d, mask);
     CheckQ(d, q), CheckKv(d, k), CheckKv(d, v), CheckQ(d, o), CheckLse(d, lse);
     cpu::NaiveAttentionForward<T>(d, mask, q.data, k.data, v.data, o.data, lse.data);
@@ -228,11 +158,11 @@ Napi::Value NaiveBackwardOf(const Napi::CallbackInfo& info) {
   auto pins = std::make_shared<Pins>();
   const AttentionDims d = DimsArg(info, 0);
   const AttentionMask mask = MaskArg(info, 1);
-  auto q = TensorArg<T>(info, 2, "q", *pins), k = TensorArg<T>(info, 3, "k", *pins),
-       v = TensorArg<T>(info, 4, "v", *pins), dout = TensorArg<T>(info, 5, "dout", *pins),
-       dq = TensorArg<T>(info, 6, "dq", *pins), dk = TensorArg<T>(info, 7, "dk", *pins),
-       dv = TensorArg<T>(info, 8, "dv", *pins);
-  return Run(info.Env(), pins, [=] {
+  auto q = TypedArg<T>(info, 2, "q", *pins), k = TypedArg<T>(info, 3, "k", *pins),
+       v = TypedArg<T>(info, 4, "v", *pins), dout = TypedArg<T>(info, 5, "dout", *pins),
+       dq = TypedArg<T>(info, 6, "dq", *pins), dk = TypedArg<T>(info, 7, "dk", *pins),
+       dv = TypedArg<T>(info, 8, "dv", *pins);
+  return RunInPlace(info.Env(), pins, [=] {
     cpu::CheckAttentionDims(d, mask);
     CheckQ(d, q), CheckKv(d, k), CheckKv(d, v), CheckQ(d, dout), CheckQ(d, dq), CheckKv(d, dk),
         CheckKv(d, dv);
@@ -241,17 +171,13 @@ Napi::Value NaiveBackwardOf(const Napi::CallbackInfo& info) {
 }
 
 // The naive kernels take Float32Array or Float64Array; q's type picks the precision.
-bool IsFloat64(const Napi::CallbackInfo& info) {
-  return info.Length() > 2 && info[2].IsTypedArray() &&
-         info[2].As<Napi::TypedArray>().TypedArrayType() == napi_float64_array;
-}
 
 Napi::Value NaiveForward(const Napi::CallbackInfo& info) {
-  return IsFloat64(info) ? NaiveForwardOf<double>(info) : NaiveForwardOf<float>(info);
+  return IsFloat64Arg(info, 2) ? NaiveForwardOf<double>(info) : NaiveForwardOf<float>(info);
 }
 
 Napi::Value NaiveBackward(const Napi::CallbackInfo& info) {
-  return IsFloat64(info) ? NaiveBackwardOf<double>(info) : NaiveBackwardOf<float>(info);
+  return IsFloat64Arg(info, 2) ? NaiveBackwardOf<double>(info) : NaiveBackwardOf<float>(info);
 }
 
 // The row kernels, synchronously (they take microseconds), so tests can hold the AVX2 and
@@ -278,8 +204,8 @@ cpu::rows::Isa IsaArg(const Napi::CallbackInfo& info, size_t index) {
     }
     return isa;
   }
-  ThrowType(info, "argument " + std::to_string(index) + " (isa) must be 'scalar', 'avx2' or 'avx512', got '" +
-                      name + "'");
+  ThrowTypeError(info, "argument " + std::to_string(index) +
+                           " (isa) must be 'scalar', 'avx2' or 'avx512', got '" + name + "'");
 }
 
 // attentionRowIsas() → the instruction sets the row kernels can use here, narrowest first.
@@ -295,7 +221,7 @@ Napi::Value RowIsas(const Napi::CallbackInfo& info) {
 Napi::Value RowExpShiftSum(const Napi::CallbackInfo& info) {
   const cpu::rows::Isa isa = IsaArg(info, 0);
   Pins pins;
-  auto x = TensorArg<float>(info, 1, "x", pins);
+  auto x = TypedArg<float>(info, 1, "x", pins);
   const float shift = static_cast<float>(NumberArg(info, 2, "shift"));
   return Napi::Number::New(info.Env(),
                            cpu::rows::ExpShiftSum(x.data, static_cast<int>(x.length), shift, isa));
@@ -305,7 +231,7 @@ Napi::Value RowExpShiftSum(const Napi::CallbackInfo& info) {
 Napi::Value RowMax(const Napi::CallbackInfo& info) {
   const cpu::rows::Isa isa = IsaArg(info, 0);
   Pins pins;
-  auto x = TensorArg<float>(info, 1, "x", pins);
+  auto x = TypedArg<float>(info, 1, "x", pins);
   return Napi::Number::New(info.Env(), cpu::rows::Max(x.data, static_cast<int>(x.length), isa));
 }
 
