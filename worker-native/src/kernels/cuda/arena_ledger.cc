@@ -6,20 +6,6 @@
 
 namespace longctx::cuda {
 
-std::string FormatDeviceBytes(size_t bytes) {
-  static const char* const kUnits[] = {"KiB", "MiB", "GiB", "TiB"};
-  if (bytes < 1024) return std::to_string(bytes) + " B";
-  double value = static_cast<double>(bytes) / 1024.0;
-  int unit = 0;
-  while (value >= 1024.0 && unit < 3) {
-    value /= 1024.0;
-    ++unit;
-  }
-  char text[32];
-  std::snprintf(text, sizeof(text), "%.1f %s", value, kUnits[unit]);
-  return text;
-}
-
 ArenaLedger::ArenaLedger(std::string label, size_t budget_bytes)
     : label_(std::move(label)), budget_(budget_bytes) {
   // Blocks are multiples of the alignment carved from aligned offsets, so a tail shorter than the
@@ -37,12 +23,11 @@ size_t ArenaLedger::Allocate(size_t bytes) {
   if (bytes == 0) throw std::invalid_argument(label_ + ": a device block must have at least one byte");
   const size_t counted = RoundUp(bytes);
   auto fail = [&](const std::string& why) {
-    return DeviceOutOfMemoryError(label_ + " out of memory: requested " + FormatDeviceBytes(bytes) +
-                                      " with " + FormatDeviceBytes(current_) + " of " +
-                                      FormatDeviceBytes(budget_) + " in use (" + std::to_string(counted) +
-                                      " bytes requested, " + std::to_string(current_) + " of " +
-                                      std::to_string(budget_) + " bytes in use)" + why,
-                                  counted, current_, budget_);
+    return DeviceOutOfMemoryError(
+        label_ + " out of memory: requested " + FormatBytes(bytes) + " with " + FormatBytes(current_) +
+            " of " + FormatBytes(budget_) + " in use (" + std::to_string(counted) + " bytes requested, " +
+            std::to_string(current_) + " of " + std::to_string(budget_) + " bytes in use)" + why,
+        counted, current_, budget_);
   };
   if (counted < bytes || counted > budget_ - current_) throw fail("");
   for (auto it = free_.begin(); it != free_.end(); ++it) {

@@ -22,28 +22,16 @@
 #include <string>
 #include <unordered_map>
 
+#include "tensor/arena.h"
+
 namespace longctx::cuda {
 
-// Thrown when an allocation would exceed the arena's budget, the region is too fragmented for it,
-// or the driver refuses the region itself.
-class DeviceOutOfMemoryError : public std::runtime_error {
- public:
-  DeviceOutOfMemoryError(const std::string& message, size_t requested, size_t in_use, size_t budget)
-      : std::runtime_error(message), requested(requested), in_use(in_use), budget(budget) {}
-  const size_t requested;
-  const size_t in_use;
-  const size_t budget;
-};
-
-struct DeviceArenaStats {
-  size_t current;  // bytes reserved now
-  size_t peak;     // most bytes ever reserved at once (since construction or ResetPeak)
-  size_t budget;
-  size_t live_blocks;
-};
-
-// "4.0 MiB", "512 B", as the CPU arena prints sizes.
-std::string FormatDeviceBytes(size_t bytes);
+// The CPU arena's error, counters and size format (tensor/arena.h): a GPU device's memory is
+// reported exactly like an emulated one's. The error is also thrown when the region is too
+// fragmented for a request, or the driver refuses the region itself.
+using DeviceOutOfMemoryError = longctx::OutOfMemoryError;
+using DeviceArenaStats = longctx::ArenaStats;
+using longctx::FormatBytes;
 
 class ArenaLedger {
  public:

@@ -17,7 +17,7 @@ DeviceArena::DeviceArena(std::string label, size_t budget_bytes) : ledger_(std::
     cudaGetLastError();  // clear the sticky-free error so later calls are not blamed for it
     base_ = nullptr;
     throw DeviceOutOfMemoryError(ledger_.label() + ": the driver refused a region of " +
-                                     FormatDeviceBytes(budget_bytes) + " (" + std::to_string(budget_bytes) +
+                                     FormatBytes(budget_bytes) + " (" + std::to_string(budget_bytes) +
                                      " bytes) on device " + std::to_string(device_) + ": " +
                                      cudaGetErrorString(status),
                                  budget_bytes, 0, budget_bytes);

@@ -15,7 +15,7 @@ PinnedBuffer::PinnedBuffer(size_t bytes) : bytes_(bytes) {
   if (status != cudaSuccess) {
     cudaGetLastError();
     data_ = nullptr;
-    throw DeviceOutOfMemoryError("pinned host memory: the driver refused " + FormatDeviceBytes(bytes) + " (" +
+    throw DeviceOutOfMemoryError("pinned host memory: the driver refused " + FormatBytes(bytes) + " (" +
                                      std::to_string(bytes) + " bytes): " + cudaGetErrorString(status),
                                  bytes, 0, 0);
   }
