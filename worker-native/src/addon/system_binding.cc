@@ -96,6 +96,10 @@ Napi::Value MeasureSgemmJs(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void RegisterSystem(Napi::Env env, Napi::Object exports) {
+  // One emulated device is one process on one core: OpenBLAS starts single-threaded, and a worker
+  // raises it with setBlasThreads when its launch gives it more. Its own threads, when several
+  // kernels run at once on the libuv pool (tests do), can also deadlock OpenBLAS's pthread build.
+  openblas_set_num_threads(1);
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));
   exports.Set("setBlasThreads", Napi::Function::New(env, SetBlasThreads, "setBlasThreads"));
   exports.Set("measureSgemm", Napi::Function::New(env, MeasureSgemmJs, "measureSgemm"));
