@@ -24,7 +24,8 @@ import { fromProtoJobState, isTerminal, toJobSummary, type JobRecord } from '../
 import type { NodeStatus } from '../queue/store.js';
 import type { FieldError, JobSpec } from '../spec/job-spec.js';
 import { parseSpec } from '../spec/validate.js';
-import type { TelemetryHistory, TelemetryUpdate } from '../telemetry/history.js';
+import type { TelemetryHistory, TelemetryUpdate, WorkerEventRecord } from '../telemetry/history.js';
+import { EVENT_KINDS } from '../telemetry/telemetry-service.js';
 import type { StepSummary } from '../telemetry/step-aggregator.js';
 import { parseCheckpointFolderName } from '../../checkpoints/manifest.js';
 import { listCheckpoints } from '../../checkpoints/validate.js';
@@ -113,6 +114,31 @@ export function toProtoStep(jobId: string, s: StepSummary): longctx.IStepReport 
     phases: { compute: sum((r) => r.compute), commWait: sum((r) => r.commWait) },
     deviceBytesPeak: Math.max(0, ...s.ranks.map((r) => r.deviceBytesPeak)),
     timeMs: s.timeMs,
+  };
+}
+
+const PROTO_EVENT_KINDS = new Map(Object.entries(EVENT_KINDS).map(([proto, name]) => [name, Number(proto)]));
+
+/** A worker event from the history as GetJob and WatchJob send it. */
+export function toProtoEvent(jobId: string, e: WorkerEventRecord): longctx.IWorkerEvent {
+  return {
+    kind: PROTO_EVENT_KINDS.get(e.kind) ?? longctx.WorkerEvent.Kind.KIND_UNSPECIFIED,
+    jobId,
+    rank: e.rank,
+    step: e.step,
+    message: e.message,
+    timeMs: e.timeMs,
+    ...(e.checkpoint
+      ? {
+          checkpoint: {
+            step: e.checkpoint.step,
+            path: e.checkpoint.path,
+            bytes: e.checkpoint.bytes,
+            saveSeconds: e.checkpoint.saveSeconds,
+            valid: true,
+          },
+        }
+      : {}),
   };
 }
 
@@ -285,16 +311,7 @@ export class ControlService {
           ...(plan ? { plan: toProtoPlan(plan) } : {}),
           checkpoints: await this.checkpoints(job.id),
           recentSteps: steps.map((s) => toProtoStep(job.id, s)),
-          events: events.map((e) => ({
-            kind: longctx.WorkerEvent.Kind[
-              `KIND_${e.kind.toUpperCase().replace('-', '_')}` as keyof typeof longctx.WorkerEvent.Kind
-            ],
-            jobId: job.id,
-            rank: e.rank,
-            step: e.step,
-            message: e.message,
-            timeMs: e.timeMs,
-          })),
+          events: events.map((e) => toProtoEvent(job.id, e)),
         };
       }),
       cancelJob: this.unary<longctx.CancelJobRequest, longctx.ICancelJobResponse>(async (req) => {
@@ -367,16 +384,7 @@ export class ControlService {
         if (ended) return;
         const update = JSON.parse(message) as TelemetryUpdate;
         if (update.type === 'step') call.write({ step: toProtoStep(jobId, update.step) });
-        else
-          call.write({
-            event: {
-              jobId,
-              rank: update.event.rank,
-              step: update.event.step,
-              message: update.event.message,
-              timeMs: update.event.timeMs,
-            },
-          });
+        else call.write({ event: toProtoEvent(jobId, update.event) });
       }),
     );
     await sendSummary();

@@ -23,7 +23,8 @@ export interface TelemetryServiceOptions {
   log?(message: string): void;
 }
 
-const EVENT_KINDS: Record<number, WorkerEventRecord['kind']> = {
+/** Worker event kinds as the proto numbers them → as the history names them. */
+export const EVENT_KINDS: Record<number, WorkerEventRecord['kind']> = {
   [longctx.WorkerEvent.Kind.KIND_STARTED]: 'started',
   [longctx.WorkerEvent.Kind.KIND_CHECKPOINT_SAVED]: 'checkpoint-saved',
   [longctx.WorkerEvent.Kind.KIND_RESUMED]: 'resumed',
