@@ -12,7 +12,11 @@ import { parameterLayout, predictMemory, type MemoryPrediction } from './memory-
 
 /** Headroom kept free on every device: allocator slack, what the model does not count. */
 export const SAFETY_MARGIN = 0.1;
-/** Fraction of the device's peak that training reaches (measured on CPU: attention ≈ 0.65 of sgemm). */
+/**
+ * Fraction of the device's peak that a training step reaches. On CPU devices it was measured:
+ * 0.55–0.59 of single-thread sgemm over whole steps of the `small` model (bench/RESULTS.md,
+ * train). On GPUs it is an assumption until the CUDA trainer is measured.
+ */
 export const COMPUTE_EFFICIENCY = 0.5;
 
 const POLICIES: ActivationCheckpointing[] = ['none', 'selective', 'every-2', 'full'];
