@@ -9,7 +9,8 @@
 #include <memory>
 #include <string>
 
-#include "addon/kernel_args.h"
+#include "addon/napi_toolkit.h"
+#include "addon/registry.h"
 #include "tensor/arena.h"
 
 namespace longctx::addon {
@@ -21,15 +22,6 @@ Napi::Object ArenaStatsToJs(Napi::Env env, const ArenaStats& s) {
   out.Set("budget", static_cast<double>(s.budget));
   out.Set("liveBlocks", static_cast<double>(s.live_blocks));
   return out;
-}
-
-Napi::Error OutOfMemoryToJs(Napi::Env env, const OutOfMemoryError& e) {
-  Napi::Error error = Napi::Error::New(env, e.what());
-  error.Set("code", "ERR_LONGCTX_OUT_OF_MEMORY");
-  error.Set("requested", static_cast<double>(e.requested));
-  error.Set("inUse", static_cast<double>(e.in_use));
-  error.Set("budget", static_cast<double>(e.budget));
-  return error;
 }
 
 namespace {
@@ -46,7 +38,7 @@ class ArenaWrap : public Napi::ObjectWrap<ArenaWrap> {
   explicit ArenaWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ArenaWrap>(info) {
     std::string label = StringArg(info, 0, "label");
     size_t budget = ByteCount(info, 1, "budgetBytes");
-    if (label.empty()) ThrowTypeError(info, "argument 0 (label) must not be empty");
+    if (label.empty()) ThrowTypeError(info.Env(), "argument 0 (label) must not be empty");
     arena_ = std::make_shared<Arena>(std::move(label), budget);
   }
 

@@ -17,7 +17,7 @@
 #include <thread>
 
 #include "addon/comm_handle.h"
-#include "addon/promise_worker.h"
+#include "addon/napi_toolkit.h"
 #include "addon/registry.h"
 #include "comm/communicator.h"
 
@@ -31,100 +31,22 @@ using comm::CommError;
 using comm::Communicator;
 using comm::PendingTransfer;
 
-// A Promise settled by a thread started for it. The thread runs `work`, then hands the outcome to the
-// main thread through a thread-safe function, which also keeps the event loop alive meanwhile. The job
-// (and every JavaScript reference its work captured) is destroyed on the main thread, after the thread
-// was joined.
-template <typename Result>
-class ThreadPromise {
- public:
-  static Napi::Promise Run(Napi::Env env, std::function<Result()> work, ToJs<Result> to_js) {
-    auto* job = new Job(Napi::Promise::Deferred::New(env), std::move(work), std::move(to_js));
-    Napi::Promise promise = job->deferred.Promise();
-    auto tsfn = Tsfn::New(env, "longctx-comm", 0, 1, job, [](Napi::Env, void*, Job* done) {
-      if (done->thread.joinable()) done->thread.join();
-      delete done;
-    });
-    try {
-      job->thread = std::thread([job, tsfn] {
-        try {
-          job->result.emplace(job->work());
-        } catch (const std::exception& e) {
-          job->error = e.what();
-        } catch (...) {
-          job->error = "unknown native exception";
-        }
-        tsfn.BlockingCall(job);
-        tsfn.Release();
-      });
-    } catch (const std::system_error& e) {
-      job->deferred.Reject(Napi::Error::New(env, std::string("cannot start a thread: ") + e.what()).Value());
-      tsfn.Release();
-    }
-    return promise;
-  }
-
- private:
-  struct Job {
-    Job(Napi::Promise::Deferred d, std::function<Result()> w, ToJs<Result> t)
-        : deferred(std::move(d)), work(std::move(w)), to_js(std::move(t)) {}
-    Napi::Promise::Deferred deferred;
-    std::function<Result()> work;
-    ToJs<Result> to_js;
-    std::optional<Result> result;
-    std::string error;
-    std::thread thread;
-  };
-
-  static void Settle(Napi::Env env, Napi::Function, Job*, Job* job) {
-    if (env == nullptr) return;  // the environment is shutting down
-    Napi::HandleScope scope(env);
-    if (!job->result) {
-      job->deferred.Reject(Napi::Error::New(env, job->error).Value());
-      return;
-    }
-    try {
-      job->deferred.Resolve(job->to_js(env, *job->result));
-    } catch (const Napi::Error& e) {
-      job->deferred.Reject(e.Value());
-    }
-  }
-
-  using Tsfn = Napi::TypedThreadSafeFunction<Job, Job, &ThreadPromise::Settle>;
-};
-
 struct Done {};
 Napi::Value Undefined(Napi::Env env, Done&) { return env.Undefined(); }
 
-Napi::Promise Rejected(Napi::Env env, const std::string& message) {
-  auto deferred = Napi::Promise::Deferred::New(env);
-  deferred.Reject(Napi::Error::New(env, message).Value());
-  return deferred.Promise();
-}
-
 // --- arguments --------------------------------------------------------------------------------------
 
-[[noreturn]] void ThrowType(Napi::Env env, const std::string& message) {
-  throw Napi::TypeError::New(env, message);
-}
-[[noreturn]] void ThrowRange(Napi::Env env, const std::string& message) {
-  throw Napi::RangeError::New(env, message);
-}
-
-std::string Arg(size_t index, const char* name) {
-  return "argument " + std::to_string(index) + " (" + name + ")";
-}
-
-// An integer argument in [min, max].
-int64_t IntegerArg(const Napi::CallbackInfo& info, size_t index, const char* name, int64_t min, int64_t max) {
-  if (info.Length() <= index || !info[index].IsNumber())
-    ThrowType(info.Env(), Arg(index, name) + " must be a number");
-  double value = info[index].As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(value) || std::floor(value) != value || value < min || value > max) {
-    ThrowRange(info.Env(), Arg(index, name) + " must be an integer in [" + std::to_string(min) + ", " +
-                               std::to_string(max) + "], got " + info[index].ToString().Utf8Value());
-  }
-  return static_cast<int64_t>(value);
+// A collective: it waits for the other ranks, so it runs on a thread of its own (AsyncOptions).
+Napi::Promise OnOwnThread(Napi::Env env, std::function<void()> work) {
+  AsyncOptions options;
+  options.own_thread = true;
+  return RunAsync<Done>(
+      env,
+      [work = std::move(work)](const ReportProgress&) {
+        work();
+        return Done{};
+      },
+      Undefined, std::move(options));
 }
 
 // The bytes behind a TypedArray (Buffer included) or DataView.
@@ -142,7 +64,7 @@ View ViewArg(const Napi::CallbackInfo& info, size_t index, const char* name) {
     auto view = info[index].As<Napi::DataView>();
     return {static_cast<uint8_t*>(view.ArrayBuffer().Data()) + view.ByteOffset(), view.ByteLength()};
   }
-  ThrowType(info.Env(), Arg(index, name) + " must be a TypedArray, Buffer or DataView");
+  ThrowTypeError(info.Env(), ArgName(index, name) + " must be a TypedArray, Buffer or DataView");
 }
 
 using Keepalive = std::shared_ptr<Napi::Reference<Napi::Value>>;
@@ -150,40 +72,25 @@ Keepalive Keep(Napi::Value value) {
   return std::make_shared<Napi::Reference<Napi::Value>>(Napi::Persistent(value));
 }
 
-// options.<name> as an integer in [min, max]; `fallback` when absent (required when it is nullopt).
-int64_t IntegerOption(Napi::Object options, const char* name, int64_t min, int64_t max,
-                      std::optional<int64_t> fallback = std::nullopt) {
-  Napi::Env env = options.Env();
-  Napi::Value value = options.Get(name);
-  if (value.IsUndefined() && fallback) return *fallback;
-  if (!value.IsNumber()) ThrowType(env, std::string("options.") + name + " must be a number");
-  double number = value.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(number) || std::floor(number) != number || number < min || number > max) {
-    ThrowRange(env, std::string("options.") + name + " must be an integer in [" + std::to_string(min) + ", " +
-                        std::to_string(max) + "], got " + value.ToString().Utf8Value());
-  }
-  return static_cast<int64_t>(number);
-}
-
 std::string StringOption(Napi::Object options, const char* name, std::optional<std::string> fallback) {
   Napi::Value value = options.Get(name);
   if (value.IsUndefined() && fallback) return *fallback;
-  if (!value.IsString() || value.As<Napi::String>().Utf8Value().empty()) {
-    ThrowType(options.Env(), std::string("options.") + name + " must be a non-empty string");
-  }
+  if (!value.IsString() || value.As<Napi::String>().Utf8Value().empty())
+    ThrowTypeError(options.Env(), std::string("options.") + name + " must be a non-empty string");
   return value.As<Napi::String>().Utf8Value();
 }
 
 comm::CommOptions ParseOptions(const Napi::CallbackInfo& info) {
   Napi::Object o = ObjectArg(info, 0, "options");
   comm::CommOptions options;
-  options.size = static_cast<int>(IntegerOption(o, "size", 1, 1 << 20));
-  options.rank = static_cast<int>(IntegerOption(o, "rank", 0, options.size - 1));
+  options.size = static_cast<int>(IntegerField(o, "options", "size", 1, 1 << 20));
+  options.rank = static_cast<int>(IntegerField(o, "options", "rank", 0, options.size - 1));
   options.prefix = StringOption(o, "prefix", std::nullopt);
   options.redis_host = StringOption(o, "redisHost", "127.0.0.1");
-  options.redis_port = static_cast<int>(IntegerOption(o, "redisPort", 1, 65535));
+  options.redis_port = static_cast<int>(IntegerField(o, "options", "redisPort", 1, 65535));
   options.bind_host = StringOption(o, "bindHost", "127.0.0.1");
-  options.timeout = std::chrono::milliseconds(IntegerOption(o, "timeoutMs", 1, int64_t{1} << 40, 30000));
+  options.timeout =
+      std::chrono::milliseconds(IntegerField(o, "options", "timeoutMs", 1, int64_t{1} << 40, 30000));
   return options;
 }
 
@@ -230,13 +137,9 @@ struct CommHandle {
   // Runs a collective on its own thread, in call order.
   Napi::Promise Collective(Napi::Env env, std::function<void(Communicator&)> run) const {
     if (!comm) return Rejected(env, "communicator (" + name + ") is closed");
-    return ThreadPromise<Done>::Run(
-        env,
-        [comm = comm, order = order, ticket = order->Take(), run] {
-          order->RunInTurn(ticket, [&] { run(*comm); });
-          return Done{};
-        },
-        Undefined);
+    return OnOwnThread(env, [comm = comm, order = order, ticket = order->Take(), run] {
+      order->RunInTurn(ticket, [&] { run(*comm); });
+    });
   }
 
   std::shared_ptr<Communicator> Get(Napi::Env env) const {
@@ -274,13 +177,7 @@ std::shared_ptr<TransferRecord> PostTransfer(const Napi::CallbackInfo& info, con
 }
 
 Napi::Promise WaitTransfer(Napi::Env env, const std::shared_ptr<TransferRecord>& record) {
-  return ThreadPromise<Done>::Run(
-      env,
-      [record] {
-        record->transfer->Wait();
-        return Done{};
-      },
-      Undefined);
+  return OnOwnThread(env, [record] { record->transfer->Wait(); });
 }
 
 // The object isend/irecv return: { kind, peer, tag, bytes, wait() }.
@@ -306,11 +203,11 @@ Napi::Object TransferObject(Napi::Env env, std::shared_ptr<TransferRecord> recor
 Napi::Value AllReduceSum(const Napi::CallbackInfo& info, const CommHandle& handle) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsTypedArray())
-    ThrowType(env, Arg(0, "data") + " must be a Float32Array or Float64Array");
+    ThrowTypeError(env, ArgName(0, "data") + " must be a Float32Array or Float64Array");
   auto array = info[0].As<Napi::TypedArray>();
   const napi_typedarray_type type = array.TypedArrayType();
   if (type != napi_float32_array && type != napi_float64_array) {
-    ThrowType(env, Arg(0, "data") + " must be a Float32Array or Float64Array");
+    ThrowTypeError(env, ArgName(0, "data") + " must be a Float32Array or Float64Array");
   }
   void* data = static_cast<uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
   size_t count = array.ElementLength();

@@ -7,7 +7,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "addon/promise_worker.h"
+#include "addon/napi_toolkit.h"
 #include "addon/registry.h"
 #include "data/token_file.h"
 #include "ring/zigzag.h"
@@ -15,18 +15,6 @@
 namespace longctx::addon {
 
 namespace {
-
-// A non-negative integer argument that a double holds exactly (below 2^53).
-int64_t IntegerArg(const Napi::CallbackInfo& info, size_t index, const char* name, int64_t min_value) {
-  double value = NumberArg(info, index, name);
-  if (!std::isfinite(value) || std::floor(value) != value || value < static_cast<double>(min_value) ||
-      value > 9007199254740991.0) {
-    throw Napi::RangeError::New(info.Env(), std::string("argument ") + std::to_string(index) + " (" + name +
-                                                ") must be an integer >= " + std::to_string(min_value) +
-                                                ", got " + Napi::Value(info[index]).ToString().Utf8Value());
-  }
-  return static_cast<int64_t>(value);
-}
 
 // Runs `body`, turning C++ exceptions into JavaScript ones: bad arguments (std::invalid_argument,
 // std::out_of_range) become RangeErrors, everything else an Error, each with the native message.
@@ -46,9 +34,7 @@ Napi::Value Guarded(Napi::Env env, Body body) {
 }
 
 Napi::Int32Array ToInt32Array(Napi::Env env, const std::vector<int32_t>& values) {
-  Napi::Int32Array out = Napi::Int32Array::New(env, values.size());
-  std::copy(values.begin(), values.end(), out.Data());
-  return out;
+  return addon::ToInt32Array(env, values.data(), values.size());
 }
 
 Napi::Object ShardToJs(Napi::Env env, const ring::ZigzagShard& shard) {

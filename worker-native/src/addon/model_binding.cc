@@ -2,23 +2,20 @@
 //   const m = new Qwen2Model(config, budgetBytes, options?);  await m.initParameters(seed);
 //   await m.forwardBackward(ids, positions, labels, {gradScale?}) → {loss, lossSum, tokens}
 //   await m.loss(ids, positions, labels);  m.getGradients();  m.memory() → {current, peak, budget}
-// and the double-precision reference model as a function, for tests. Long operations run through
-// RunAsync; while one runs, the model refuses every other call (its buffers are in use).
+// Long operations run through RunAsync; while one runs, the model refuses every other call (its
+// buffers are in use). The double-precision reference model is a testing binding
+// (testing/reference_model_binding.cc).
 #include <atomic>
 #include <cstring>
 #include <memory>
 #include <string>
 
-#include "addon/kernel_args.h"
-#include "kernels/cpu/cross_entropy.h"
+#include "addon/napi_toolkit.h"
+#include "addon/registry.h"
 #include "model/qwen2_model.h"
-#include "model/qwen2_reference.h"
 #include "tensor/arena.h"
 
 namespace longctx::addon {
-
-Napi::Object ArenaStatsToJs(Napi::Env env, const ArenaStats& s);        // arena_binding.cc
-Napi::Error OutOfMemoryToJs(Napi::Env env, const OutOfMemoryError& e);  // arena_binding.cc
 
 using model::Qwen2Config;
 
@@ -28,20 +25,18 @@ using model::Qwen2Config;
 Qwen2Config Qwen2ConfigFromJs(const Napi::CallbackInfo& info, Napi::Object o, const std::string& name) {
   const char* n = name.c_str();
   Qwen2Config c;
-  c.hidden_size = IntField(info, o, n, "hidden_size");
-  c.intermediate_size = IntField(info, o, n, "intermediate_size");
-  c.num_attention_heads = IntField(info, o, n, "num_attention_heads");
-  c.num_key_value_heads = IntField(info, o, n, "num_key_value_heads");
-  c.num_hidden_layers = IntField(info, o, n, "num_hidden_layers");
-  c.vocab_size = IntField(info, o, n, "vocab_size");
-  c.rope_theta = NumberField(info, o, n, "rope_theta");
-  c.rms_norm_eps = NumberField(info, o, n, "rms_norm_eps");
-  Napi::Value tie = o.Get("tie_word_embeddings");
-  if (!tie.IsBoolean()) ThrowTypeError(info, name + ".tie_word_embeddings must be a boolean");
-  c.tie_word_embeddings = tie.As<Napi::Boolean>().Value();
+  c.hidden_size = IntField(o, n, "hidden_size");
+  c.intermediate_size = IntField(o, n, "intermediate_size");
+  c.num_attention_heads = IntField(o, n, "num_attention_heads");
+  c.num_key_value_heads = IntField(o, n, "num_key_value_heads");
+  c.num_hidden_layers = IntField(o, n, "num_hidden_layers");
+  c.vocab_size = IntField(o, n, "vocab_size");
+  c.rope_theta = NumberField(o, n, "rope_theta");
+  c.rms_norm_eps = NumberField(o, n, "rms_norm_eps");
+  c.tie_word_embeddings = BoolField(o, n, "tie_word_embeddings");
   Napi::Value act = o.Get("hidden_act");
   if (!act.IsUndefined() && (!act.IsString() || act.As<Napi::String>().Utf8Value() != "silu"))
-    ThrowTypeError(info, name + ".hidden_act must be \"silu\" when given (Qwen2's SwiGLU)");
+    ThrowTypeError(info.Env(), name + ".hidden_act must be \"silu\" when given (Qwen2's SwiGLU)");
   CallNative(info.Env(), [&] { c.Validate(); });
   return c;
 }
@@ -99,33 +94,16 @@ class Qwen2ModelWrap : public Napi::ObjectWrap<Qwen2ModelWrap> {
     std::string device = "device cpu:0";
     if (info.Length() > 2 && !info[2].IsUndefined()) {
       Napi::Object o = ObjectArg(info, 2, "options");
-      options.ce_chunk_tokens = IntField(info, o, "options", "ceChunkTokens", options.ce_chunk_tokens);
-      options.initializer_range =
-          NumberField(info, o, "options", "initializerRange", options.initializer_range);
-      Napi::Value d = o.Get("device");
-      if (!d.IsUndefined()) {
-        if (!d.IsString()) ThrowTypeError(info, "options.device must be a string");
-        device = "device " + d.As<Napi::String>().Utf8Value();
-      }
+      options.ce_chunk_tokens = IntField(o, "options", "ceChunkTokens", options.ce_chunk_tokens);
+      options.initializer_range = NumberField(o, "options", "initializerRange", options.initializer_range);
+      if (!o.Get("device").IsUndefined()) device = "device " + StringField(o, "options", "device");
     }
-    try {
+    CallNative(info.Env(), [&] {
       model_ = std::make_unique<model::Qwen2Model>(config, std::make_shared<Arena>(device, budget), options);
-    } catch (const OutOfMemoryError& e) {
-      throw OutOfMemoryToJs(info.Env(), e);
-    } catch (const std::exception& e) {
-      throw Napi::Error::New(info.Env(), e.what());
-    }
+    });
   }
 
  private:
-  // Marks the model busy for one async operation; the mark goes when the worker is destroyed
-  // (on the main thread, after the Promise settles).
-  struct Busy {
-    explicit Busy(std::atomic<bool>& flag) : flag(flag) {}
-    ~Busy() { flag = false; }
-    std::atomic<bool>& flag;
-  };
-
   std::shared_ptr<Pins> Begin(const Napi::CallbackInfo& info, const char* what) {
     CheckIdle(info, what);
     auto pins = std::make_shared<Pins>();
@@ -141,11 +119,14 @@ class Qwen2ModelWrap : public Napi::ObjectWrap<Qwen2ModelWrap> {
   template <typename Result>
   Napi::Promise Run(Napi::Env env, std::shared_ptr<Pins> pins, std::function<Result()> work,
                     std::function<Napi::Value(Napi::Env, Result&)> to_js) {
+    // Busy for one async operation; the mark goes when the operation is over (on the main thread,
+    // after the Promise settled). The pins keep this model alive until then.
     busy_ = true;
-    auto busy = std::make_shared<Busy>(busy_);
-    return RunWithResult<Result>(
-        env, std::move(pins), std::move(work),
-        [busy, to_js = std::move(to_js)](Napi::Env e, Result& r) { return to_js(e, r); });
+    AsyncOptions options;
+    options.on_done = [this] { busy_ = false; };
+    return RunAsync<Result>(
+        env, [work = std::move(work)](const ReportProgress&) { return work(); },
+        [pins, to_js = std::move(to_js)](Napi::Env e, Result& r) { return to_js(e, r); }, std::move(options));
   }
 
   // initParameters(seed): Hugging Face's init from a seed (a non-negative integer up to 2^53).
@@ -153,7 +134,7 @@ class Qwen2ModelWrap : public Napi::ObjectWrap<Qwen2ModelWrap> {
     auto pins = Begin(info, "initParameters");
     const double seed = NumberArg(info, 0, "seed");
     if (!(seed >= 0) || seed != std::trunc(seed) || seed > 9007199254740992.0)
-      ThrowTypeError(info, "argument 0 (seed) must be a non-negative integer");
+      ThrowTypeError(info.Env(), "argument 0 (seed) must be a non-negative integer");
     model::Qwen2Model* m = model_.get();
     struct Done {};
     return Run<Done>(
@@ -172,7 +153,7 @@ class Qwen2ModelWrap : public Napi::ObjectWrap<Qwen2ModelWrap> {
     std::optional<double> grad_scale;
     if (info.Length() > 3 && !info[3].IsUndefined()) {
       Napi::Object o = ObjectArg(info, 3, "options");
-      if (!o.Get("gradScale").IsUndefined()) grad_scale = NumberField(info, o, "options", "gradScale");
+      if (!o.Get("gradScale").IsUndefined()) grad_scale = NumberField(o, "options", "gradScale");
     }
     model::Qwen2Model* m = model_.get();
     return Run<model::StepLoss>(
@@ -272,45 +253,10 @@ class Qwen2ModelWrap : public Napi::ObjectWrap<Qwen2ModelWrap> {
   std::atomic<bool> busy_{false};
 };
 
-// referenceQwen2ForwardBackward(config, params, ids, positions, labels, gradScale, grads | null)
-//   → Promise<{lossSum, count}>: the naive reference model in the precision of params
-//   (Float32Array or Float64Array); writes grads when given.
-template <typename T>
-Napi::Value ReferenceOf(const Napi::CallbackInfo& info) {
-  auto pins = std::make_shared<Pins>();
-  const Qwen2Config config = ConfigArg(info, 0);
-  auto params = TypedArg<T>(info, 1, "params", *pins);
-  const TokenArgs t = TokenArgsAt(info, 2, *pins);
-  const double grad_scale = NumberArg(info, 5, "gradScale");
-  auto grads = OptionalTypedArg<T>(info, 6, "grads", *pins);
-  return RunWithResult<cpu::CrossEntropyResult>(
-      info.Env(), pins,
-      [=] {
-        t.Check();
-        const model::Qwen2Layout layout(config);
-        ExpectLength(params, static_cast<size_t>(layout.NumParameters()), "the number of parameters");
-        ExpectLength(grads, static_cast<size_t>(layout.NumParameters()), "the number of parameters");
-        return model::ReferenceQwen2ForwardBackward<T>(config, params.data, t.ids.data, t.positions.data,
-                                                       t.labels.data, t.tokens(), grad_scale, grads.data);
-      },
-      [](Napi::Env env, cpu::CrossEntropyResult& r) -> Napi::Value {
-        Napi::Object out = Napi::Object::New(env);
-        out.Set("lossSum", r.loss_sum);
-        out.Set("count", static_cast<double>(r.count));
-        return out;
-      });
-}
-
-Napi::Value Reference(const Napi::CallbackInfo& info) {
-  return IsFloat64Arg(info, 1) ? ReferenceOf<double>(info) : ReferenceOf<float>(info);
-}
-
 }  // namespace
 
 void RegisterModel(Napi::Env env, Napi::Object exports) {
   exports.Set("Qwen2Model", Qwen2ModelWrap::Define(env));
-  exports.Set("referenceQwen2ForwardBackward",
-              Napi::Function::New(env, Reference, "referenceQwen2ForwardBackward"));
 }
 
 }  // namespace longctx::addon

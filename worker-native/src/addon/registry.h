@@ -1,20 +1,28 @@
-// Each area of the native worker adds its functions to the addon's exports here; addon.cc calls
-// every Register* once when the module loads.
+// The production areas of the native worker: each adds its functions to the addon's exports here,
+// and addon.cc calls every Register* once when the module loads. Bindings for tests and benchmarks
+// only are registered apart (testing/testing.h). How to declare a binding: napi_toolkit.h.
 #pragma once
 
 #include <napi.h>
 
+#include <string>
+
+#include "model/qwen2_config.h"
+#include "tensor/arena.h"
+
 namespace longctx::addon {
 
-void RegisterSystem(Napi::Env env, Napi::Object exports);   // build info, sgemm probe
+void RegisterSystem(Napi::Env env, Napi::Object exports);   // build info, sgemm probe, BLAS threads
 void RegisterComm(Napi::Env env, Napi::Object exports);     // gloo communicator
-void RegisterKernels(Napi::Env env, Napi::Object exports);  // CPU kernels and the arena
 void RegisterData(Napi::Env env, Napi::Object exports);     // token file reader, zigzag map
-void RegisterCuda(Napi::Env env, Napi::Object exports);     // CUDA kernels (only in CUDA builds)
+void RegisterArena(Napi::Env env, Napi::Object exports);    // the counted CPU arena
+void RegisterModel(Napi::Env env, Napi::Object exports);    // the Qwen2 model on one CPU device
+void RegisterTrainer(Napi::Env env, Napi::Object exports);  // what one rank runs each training step
+void RegisterCuda(Napi::Env env, Napi::Object exports);     // CUDA backend info (only in CUDA builds)
 
-// CPU attention kernels (flash and naive reference) and the ring merge.
-void RegisterAttention(Napi::Env env, Napi::Object exports);  // CPU flash attention kernels
-void RegisterRing(Napi::Env env, Napi::Object exports);       // ring attention over a communicator
-void RegisterTrainer(Napi::Env env, Napi::Object exports);    // what one rank runs each training step
+// Shared by several bindings.
+// A Hugging Face config.json object; `name` prefixes field names in errors (model_binding.cc).
+model::Qwen2Config Qwen2ConfigFromJs(const Napi::CallbackInfo& info, Napi::Object o, const std::string& name);
+Napi::Object ArenaStatsToJs(Napi::Env env, const ArenaStats& s);  // arena_binding.cc
 
 }  // namespace longctx::addon

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "addon/promise_worker.h"
+#include "addon/napi_toolkit.h"
 #include "addon/registry.h"
 #ifdef LONGCTX_WITH_CUDA
 #include "kernels/cuda/device_info.h"
@@ -80,7 +80,8 @@ Napi::Value SetBlasThreads(const Napi::CallbackInfo& info) {
 Napi::Value MeasureSgemmJs(const Napi::CallbackInfo& info) {
   int n = static_cast<int>(NumberArg(info, 0, "n"));
   int iterations = static_cast<int>(NumberArg(info, 1, "iterations"));
-  auto on_progress = OptionalFunctionArg(info, 2, "onProgress");
+  AsyncOptions options;
+  options.on_progress = OptionalFunctionArg(info, 2, "onProgress");
   return RunAsync<SgemmRate>(
       info.Env(), [=](const ReportProgress& report) { return MeasureSgemm(n, iterations, report); },
       [](Napi::Env env, SgemmRate& r) -> Napi::Value {
@@ -90,7 +91,7 @@ Napi::Value MeasureSgemmJs(const Napi::CallbackInfo& info) {
         out.Set("iterations", r.iterations);
         return out;
       },
-      on_progress);
+      std::move(options));
 }
 
 }  // namespace

@@ -20,15 +20,11 @@
 #include <vector>
 
 #include "addon/comm_handle.h"
-#include "addon/kernel_args.h"
+#include "addon/napi_toolkit.h"
 #include "addon/registry.h"
 #include "train/trainer.h"
 
 namespace longctx::addon {
-
-model::Qwen2Config Qwen2ConfigFromJs(const Napi::CallbackInfo& info, Napi::Object o,
-                                     const std::string& name);          // model_binding.cc
-Napi::Error OutOfMemoryToJs(Napi::Env env, const OutOfMemoryError& e);  // arena_binding.cc
 
 namespace {
 
@@ -41,78 +37,15 @@ struct TrainerHandle {
   bool copying = false;           // a startSnapshot() copy is in flight (main thread only)
 };
 
-// Why an operation failed, kept apart so an out-of-memory error keeps its fields.
-struct Failure {
-  std::string message;
-  std::optional<OutOfMemoryError> oom;
-};
-
-// An AsyncWorker whose Promise rejects with OutOfMemoryToJs for an OutOfMemoryError and with the
-// message for any other exception. `on_done` runs on the main thread when the worker goes away
-// (after the Promise settled): it clears the busy mark.
+// Runs `work` on the pool; `on_done` runs on the main thread when it is over (clears the busy mark).
 template <typename Result>
-class TrainerWorker : public Napi::AsyncWorker {
- public:
-  TrainerWorker(Napi::Env env, std::function<Result()> work,
-                std::function<Napi::Value(Napi::Env, Result&)> to_js, std::function<void()> on_done)
-      : Napi::AsyncWorker(env, "longctx-trainer"),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        work_(std::move(work)),
-        to_js_(std::move(to_js)),
-        on_done_(std::move(on_done)) {}
-  ~TrainerWorker() override {
-    if (on_done_) on_done_();
-  }
-  Napi::Promise Promise() const { return deferred_.Promise(); }
-
- protected:
-  void Execute() override {
-    try {
-      result_.emplace(work_());
-    } catch (const OutOfMemoryError& e) {
-      failure_.message = e.what();
-      failure_.oom.emplace(e);
-    } catch (const std::exception& e) {
-      failure_.message = e.what();
-    } catch (...) {
-      failure_.message = "unknown native exception";
-    }
-  }
-  void OnOK() override {
-    Napi::Env env = Env();
-    if (result_) {
-      deferred_.Resolve(to_js_(env, *result_));
-    } else if (failure_.oom) {
-      deferred_.Reject(OutOfMemoryToJs(env, *failure_.oom).Value());
-    } else {
-      deferred_.Reject(Napi::Error::New(env, failure_.message).Value());
-    }
-  }
-  void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  std::function<Result()> work_;
-  std::function<Napi::Value(Napi::Env, Result&)> to_js_;
-  std::function<void()> on_done_;
-  std::optional<Result> result_;
-  Failure failure_;
-};
-
-template <typename Result>
-Napi::Promise Queue(Napi::Env env, std::function<Result()> work,
-                    std::function<Napi::Value(Napi::Env, Result&)> to_js,
+Napi::Promise Queue(Napi::Env env, std::function<Result()> work, ToJs<Result> to_js,
                     std::function<void()> on_done = {}) {
-  auto* worker = new TrainerWorker<Result>(env, std::move(work), std::move(to_js), std::move(on_done));
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();  // deletes itself after OnOK
-  return promise;
-}
-
-Napi::Promise Rejected(Napi::Env env, const std::string& message) {
-  auto deferred = Napi::Promise::Deferred::New(env);
-  deferred.Reject(Napi::Error::New(env, message).Value());
-  return deferred.Promise();
+  AsyncOptions options;
+  options.on_done = std::move(on_done);
+  return RunAsync<Result>(
+      env, [work = std::move(work)](const ReportProgress&) { return work(); }, std::move(to_js),
+      std::move(options));
 }
 
 // What an operation does to the state a startSnapshot() copy reads (parameters, AdamW moments).
@@ -139,46 +72,32 @@ void CheckIdle(const Napi::CallbackInfo& info, const TrainerHandle& h, const cha
 
 // --- options --------------------------------------------------------------------------------------
 
-Napi::Object ObjectField(const Napi::CallbackInfo& info, Napi::Object o, const std::string& name,
-                         const char* field) {
-  Napi::Value v = o.Get(field);
-  if (!v.IsObject()) ThrowTypeError(info, name + "." + field + " must be an object");
-  return v.As<Napi::Object>();
-}
-
-std::string StringField(const Napi::CallbackInfo& info, Napi::Object o, const std::string& name,
-                        const char* field) {
-  Napi::Value v = o.Get(field);
-  if (!v.IsString()) ThrowTypeError(info, name + "." + field + " must be a string");
-  return v.As<Napi::String>().Utf8Value();
-}
-
 // A non-negative integer exactly representable in a double.
 double WholeField(const Napi::CallbackInfo& info, Napi::Object o, const char* field) {
-  const double x = NumberField(info, o, "options", field);
+  const double x = NumberField(o, "options", field);
   if (!(x >= 0) || x != std::trunc(x) || x > 9007199254740992.0)
-    ThrowTypeError(info, std::string("options.") + field + " must be a non-negative integer, got " +
-                             o.Get(field).ToString().Utf8Value());
+    ThrowTypeError(info.Env(), std::string("options.") + field + " must be a non-negative integer, got " +
+                                   o.Get(field).ToString().Utf8Value());
   return x;
 }
 
 train::TrainerOptions OptionsFromJs(const Napi::CallbackInfo& info, Napi::Object o, int rank) {
   train::TrainerOptions t;
-  t.config = Qwen2ConfigFromJs(info, ObjectField(info, o, "options", "config"), "options.config");
+  t.config = Qwen2ConfigFromJs(info, ObjectField(o, "options", "config"), "options.config");
   t.seed = static_cast<uint64_t>(WholeField(info, o, "seed"));
   t.device_budget_bytes = static_cast<size_t>(WholeField(info, o, "deviceBudgetBytes"));
   t.host_budget_bytes = static_cast<size_t>(WholeField(info, o, "hostBudgetBytes"));
   CallNative(info.Env(), [&] {
-    t.checkpointing = train::CheckpointPolicy::Parse(
-        StringField(info, o, "options", "activationCheckpointing"), "options.activationCheckpointing");
-    t.offload = train::ParseOffload(StringField(info, o, "options", "offload"), "options.offload");
+    t.checkpointing = train::CheckpointPolicy::Parse(StringField(o, "options", "activationCheckpointing"),
+                                                     "options.activationCheckpointing");
+    t.offload = train::ParseOffload(StringField(o, "options", "offload"), "options.offload");
   });
-  Napi::Object opt = ObjectField(info, o, "options", "optimizer");
-  t.optimizer.beta1 = NumberField(info, opt, "options.optimizer", "beta1");
-  t.optimizer.beta2 = NumberField(info, opt, "options.optimizer", "beta2");
-  t.optimizer.eps = NumberField(info, opt, "options.optimizer", "eps");
-  t.optimizer.weight_decay = NumberField(info, opt, "options.optimizer", "weightDecay");
-  t.optimizer.grad_clip = NumberField(info, opt, "options.optimizer", "gradClip");
+  Napi::Object opt = ObjectField(o, "options", "optimizer");
+  t.optimizer.beta1 = NumberField(opt, "options.optimizer", "beta1");
+  t.optimizer.beta2 = NumberField(opt, "options.optimizer", "beta2");
+  t.optimizer.eps = NumberField(opt, "options.optimizer", "eps");
+  t.optimizer.weight_decay = NumberField(opt, "options.optimizer", "weightDecay");
+  t.optimizer.grad_clip = NumberField(opt, "options.optimizer", "gradClip");
   CallNative(info.Env(), [&] {
     try {
       t.optimizer.Validate();
@@ -186,15 +105,15 @@ train::TrainerOptions OptionsFromJs(const Napi::CallbackInfo& info, Napi::Object
       throw std::invalid_argument(std::string("options.") + e.what());
     }
   });
-  t.ce_chunk_tokens = IntField(info, o, "options", "ceChunkTokens", t.ce_chunk_tokens);
+  t.ce_chunk_tokens = IntField(o, "options", "ceChunkTokens", t.ce_chunk_tokens);
   if (t.ce_chunk_tokens <= 0)
-    ThrowTypeError(
-        info, "options.ceChunkTokens must be a positive integer, got " + std::to_string(t.ce_chunk_tokens));
-  t.initializer_range = NumberField(info, o, "options", "initializerRange", t.initializer_range);
+    ThrowTypeError(info.Env(), "options.ceChunkTokens must be a positive integer, got " +
+                                   std::to_string(t.ce_chunk_tokens));
+  t.initializer_range = NumberField(o, "options", "initializerRange", t.initializer_range);
   if (!(t.initializer_range > 0) || !std::isfinite(t.initializer_range))
-    ThrowTypeError(info, "options.initializerRange must be a positive finite number");
+    ThrowTypeError(info.Env(), "options.initializerRange must be a positive finite number");
   t.device_label = "device cpu:" + std::to_string(rank);
-  if (!o.Get("device").IsUndefined()) t.device_label = "device " + StringField(info, o, "options", "device");
+  if (!o.Get("device").IsUndefined()) t.device_label = "device " + StringField(o, "options", "device");
   return t;
 }
 
@@ -207,20 +126,14 @@ struct Tokens {
 
 // ids, positions, labels at arguments 0..2: copied, so JavaScript may reuse its arrays at once.
 Tokens TokensArg(const Napi::CallbackInfo& info) {
-  Pins pins;
-  const auto ids = TypedArg<int32_t>(info, 0, "ids", pins);
-  const auto positions = TypedArg<int32_t>(info, 1, "positions", pins);
-  const auto labels = TypedArg<int32_t>(info, 2, "labels", pins);
-  if (ids.length > 2147483647u) throw Napi::RangeError::New(info.Env(), "ids holds more than 2^31-1 tokens");
-  for (const auto* a : {&positions, &labels}) {
-    if (a->length != ids.length)
-      throw Napi::RangeError::New(info.Env(), std::string(a->name) + " has " + std::to_string(a->length) +
-                                                  " elements, ids has " + std::to_string(ids.length));
+  Tokens t{CopyArg<int32_t>(info, 0, "ids"), CopyArg<int32_t>(info, 1, "positions"),
+           CopyArg<int32_t>(info, 2, "labels")};
+  if (t.ids.size() > 2147483647u) ThrowRangeError(info.Env(), "ids holds more than 2^31-1 tokens");
+  for (auto [name, a] : {std::pair{"positions", &t.positions}, std::pair{"labels", &t.labels}}) {
+    if (a->size() != t.ids.size())
+      ThrowRangeError(info.Env(), std::string(name) + " has " + std::to_string(a->size()) +
+                                      " elements, ids has " + std::to_string(t.ids.size()));
   }
-  Tokens t;
-  t.ids.assign(ids.data, ids.data + ids.length);
-  t.positions.assign(positions.data, positions.data + positions.length);
-  t.labels.assign(labels.data, labels.data + labels.length);
   return t;
 }
 
@@ -272,12 +185,6 @@ Napi::Value StepToJs(Napi::Env env, train::StepStats& s) {
   return out;
 }
 
-Napi::Float32Array CopyToJs(Napi::Env env, const float* data, int64_t count) {
-  Napi::Float32Array out = Napi::Float32Array::New(env, static_cast<size_t>(count));
-  if (count > 0) std::memcpy(out.Data(), data, static_cast<size_t>(count) * sizeof(float));
-  return out;
-}
-
 // --- the Trainer object ---------------------------------------------------------------------------
 
 using Method = std::function<Napi::Value(const Napi::CallbackInfo&, const std::shared_ptr<TrainerHandle>&)>;
@@ -285,7 +192,7 @@ using Method = std::function<Napi::Value(const Napi::CallbackInfo&, const std::s
 // Starts `work` as operation `what`: refused while another runs; busy until the worker is gone.
 template <typename Result>
 Napi::Value Start(const Napi::CallbackInfo& info, const std::shared_ptr<TrainerHandle>& h, const char* what,
-                  std::function<Result(Trainer&)> work, std::function<Napi::Value(Napi::Env, Result&)> to_js,
+                  std::function<Result(Trainer&)> work, ToJs<Result> to_js,
                   Touches touches = Touches::kCopiedState) {
   const std::string refusal = Refusal(*h, what, touches);
   if (!refusal.empty()) return Rejected(info.Env(), refusal);
@@ -300,8 +207,8 @@ Napi::Value Start(const Napi::CallbackInfo& info, const std::shared_ptr<TrainerH
 int CountArg(const Napi::CallbackInfo& info, size_t index, const char* name) {
   const double x = NumberArg(info, index, name);
   if (!(x >= 1) || x != std::trunc(x) || x > 2147483647.0)
-    ThrowTypeError(info, "argument " + std::to_string(index) + " (" + name +
-                             ") must be an integer >= 1, got " + info[index].ToString().Utf8Value());
+    ThrowTypeError(info.Env(), "argument " + std::to_string(index) + " (" + name +
+                                   ") must be an integer >= 1, got " + info[index].ToString().Utf8Value());
   return static_cast<int>(x);
 }
 
@@ -351,7 +258,7 @@ Napi::Value Step(const Napi::CallbackInfo& info, const std::shared_ptr<TrainerHa
 
 Napi::Value Gradients(const Napi::CallbackInfo& info, const std::shared_ptr<TrainerHandle>& h) {
   CheckIdle(info, *h, "gradients", Touches::kNothingCopied);
-  return CopyToJs(info.Env(), h->trainer->grads(), h->trainer->num_parameters());
+  return ToFloat32Array(info.Env(), h->trainer->grads(), static_cast<size_t>(h->trainer->num_parameters()));
 }
 
 // What a snapshot copies: the flat parameters and this rank's shard of both AdamW moments.
@@ -382,7 +289,7 @@ Napi::Object SnapshotTarget(const Napi::CallbackInfo& info, const Trainer& t,
     for (const SnapshotPart& p : parts) {
       Napi::Value v = into.Get(p.field);
       if (!IsTypedArrayOf(v, napi_float32_array))
-        ThrowTypeError(info, std::string("into.") + p.field + " must be a Float32Array");
+        ThrowTypeError(info.Env(), std::string("into.") + p.field + " must be a Float32Array");
       const auto length = static_cast<int64_t>(v.As<Napi::Float32Array>().ElementLength());
       if (length != p.count)
         throw Napi::RangeError::New(env, std::string("into.") + p.field + " has " + std::to_string(length) +
@@ -448,7 +355,7 @@ Napi::Value Load(const Napi::CallbackInfo& info, const std::shared_ptr<TrainerHa
     Napi::Value v = state.Get(field);
     if (v.IsUndefined()) return nullptr;
     if (!IsTypedArrayOf(v, napi_float32_array))
-      ThrowTypeError(info, std::string("state.") + field + " must be a Float32Array");
+      ThrowTypeError(info.Env(), std::string("state.") + field + " must be a Float32Array");
     auto a = v.As<Napi::Float32Array>();
     if (static_cast<int64_t>(a.ElementLength()) != expected)
       throw Napi::RangeError::New(info.Env(), std::string("state.") + field + " has " +
@@ -469,7 +376,8 @@ Napi::Value Load(const Napi::CallbackInfo& info, const std::shared_ptr<TrainerHa
   if (!s.IsUndefined()) {
     const double x = s.IsNumber() ? s.As<Napi::Number>().DoubleValue() : -1;
     if (!(x >= 0) || x != std::trunc(x) || x > 9007199254740992.0)
-      ThrowTypeError(info, "state.adamStep must be a non-negative integer, got " + s.ToString().Utf8Value());
+      ThrowTypeError(info.Env(),
+                     "state.adamStep must be a non-negative integer, got " + s.ToString().Utf8Value());
     step = static_cast<int64_t>(x);
   }
   CallNative(info.Env(), [&] { t.Load(params, exp_avg, exp_avg_sq, step ? &*step : nullptr); });

@@ -7,11 +7,11 @@
 #include <vector>
 
 #include "addon/comm_handle.h"
-#include "addon/promise_worker.h"
-#include "addon/registry.h"
+#include "addon/napi_toolkit.h"
+#include "addon/testing/testing.h"
 #include "ring/ring_attention.h"
 
-namespace longctx::addon {
+namespace longctx::addon::testing {
 
 namespace {
 
@@ -22,9 +22,7 @@ struct RingResult {
 };
 
 Napi::Float32Array ToArray(Napi::Env env, const std::vector<float>& v) {
-  Napi::Float32Array out = Napi::Float32Array::New(env, v.size());
-  std::copy(v.begin(), v.end(), out.Data());
-  return out;
+  return ToFloat32Array(env, v.data(), v.size());
 }
 
 Napi::Object StatsObject(Napi::Env env, const ring::RingStats& s) {
@@ -38,13 +36,6 @@ Napi::Object StatsObject(Napi::Env env, const ring::RingStats& s) {
   return out;
 }
 
-int IntOption(const Napi::Object& o, const char* name) {
-  Napi::Value v = o.Get(name);
-  if (!v.IsNumber())
-    throw Napi::TypeError::New(o.Env(), std::string("options.") + name + " must be a number");
-  return v.As<Napi::Number>().Int32Value();
-}
-
 Napi::Value RingAttentionJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::shared_ptr<comm::Communicator> comm;
@@ -52,22 +43,19 @@ Napi::Value RingAttentionJs(const Napi::CallbackInfo& info) {
   Napi::Object options = ObjectArg(info, 1, "options");
   model::AttentionShape shape{};
   shape.tokens = static_cast<int>(NumberArg(info, 2, "tokens"));
-  shape.heads = IntOption(options, "heads");
-  shape.kv_heads = IntOption(options, "kvHeads");
-  shape.head_dim = IntOption(options, "headDim");
-  shape.scale = options.Get("scale").IsNumber() ? options.Get("scale").As<Napi::Number>().FloatValue()
-                                                : 1.0f / std::sqrt(static_cast<float>(shape.head_dim));
-  std::string sharding_name =
-      options.Get("sharding").IsString() ? options.Get("sharding").As<Napi::String>().Utf8Value() : "zigzag";
+  shape.heads = IntField(options, "options", "heads");
+  shape.kv_heads = IntField(options, "options", "kvHeads");
+  shape.head_dim = IntField(options, "options", "headDim");
+  shape.scale = static_cast<float>(
+      NumberField(options, "options", "scale", 1.0 / std::sqrt(static_cast<double>(shape.head_dim))));
+  const std::string sharding_name = StringField(options, "options", "sharding", "zigzag");
   if (sharding_name != "zigzag" && sharding_name != "contiguous") {
     throw Napi::TypeError::New(
         env, "options.sharding must be 'zigzag' or 'contiguous', got '" + sharding_name + "'");
   }
   const ring::Sharding sharding =
       sharding_name == "zigzag" ? ring::Sharding::kZigzag : ring::Sharding::kContiguous;
-  const double budget = options.Get("budgetBytes").IsNumber()
-                            ? options.Get("budgetBytes").As<Napi::Number>().DoubleValue()
-                            : 16.0 * (1ull << 30);
+  const double budget = NumberField(options, "options", "budgetBytes", 16.0 * (1ull << 30));
   // Copies: the arrays may be reused by JavaScript while the native work runs.
   auto copy = [&](size_t index, const char* name, size_t expected) {
     Napi::Float32Array a = Float32Arg(info, index, name);
@@ -125,4 +113,4 @@ void RegisterRing(Napi::Env env, Napi::Object exports) {
   exports.Set("ringAttention", Napi::Function::New(env, RingAttentionJs, "ringAttention"));
 }
 
-}  // namespace longctx::addon
+}  // namespace longctx::addon::testing
