@@ -1,4 +1,4 @@
-// Types of the CPU attention kernels' bindings (worker-native/src/addon/attention_binding.cc).
+// Types of the CPU attention kernels' bindings (worker-native/src/addon/testing/attention_binding.cc).
 //
 // Layouts are token-major and row-major, as in kernels/cpu/attention.h:
 //   q, o, dout, dq : [qLen,  heads,   headDim]

@@ -1,4 +1,5 @@
-// Types of the CUDA backend's bindings (worker-native/src/addon/cuda_binding.cc).
+// Types of the CUDA backend's bindings (worker-native/src/addon/cuda_binding.cc and, for the
+// kernels one at a time, testing/cuda_kernels_binding.cc).
 //
 // The functions exist only in an addon built with CUDA (`buildInfo().cuda`); `cudaApi()` returns
 // them typed, or undefined for a CPU-only build. Kernels need a visible device

@@ -1,5 +1,5 @@
-// Types of the CPU kernel and arena bindings (worker-native/src/addon/kernels_binding.cc and
-// arena_binding.cc). The kernels are exposed for tests and benchmarks; the trainer calls them
+// Types of the CPU kernel and arena bindings (worker-native/src/addon/testing/kernels_binding.cc
+// and arena_binding.cc). The kernels are exposed for tests and benchmarks; the trainer calls them
 // from C++.
 //
 // Every kernel works in place on the caller's arrays and resolves when done; the arrays must not

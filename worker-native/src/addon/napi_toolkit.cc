@@ -295,8 +295,9 @@ Napi::Promise StartThread(Napi::Env env, std::unique_ptr<PromiseJob> job) {
       tsfn.Release();
     });
   } catch (const std::system_error& e) {
-    tsfn.Release();  // the finalizer deletes the job; its Promise must settle first
-    throw Napi::Error::New(env, std::string("cannot start a thread: ") + e.what());
+    run->job->Fail(
+        env, std::make_exception_ptr(std::runtime_error(std::string("cannot start a thread: ") + e.what())));
+    tsfn.Release();  // its finalizer deletes the job
   }
   return promise;
 }

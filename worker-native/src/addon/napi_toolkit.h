@@ -4,7 +4,7 @@
 //
 // How to declare a binding:
 //   1. A function of typed arrays and dims that works in place (a kernel): one row of a table, see
-//      testing/kernel_table.h:
+//      kernel_table.h:
 //        {"rmsnormForward", {NormDims(), F32("x", "tokens·channels"), ...},
 //         [](const KernelCall& c) { cpu::RmsNormForward(c.F32("out"), ...); return KernelResult(); }}
 //   2. Anything else: a function that checks its arguments here on the main thread (a TypeError or
@@ -213,6 +213,11 @@ class PromiseJob {
   Napi::Promise Promise() const { return deferred_.Promise(); }
   void Run();
   void Settle(Napi::Env env);
+  // Rejects at once, on the main thread (the work could not start).
+  void Fail(Napi::Env env, std::exception_ptr error) {
+    error_ = error;
+    Settle(env);
+  }
 
  private:
   Napi::Promise::Deferred deferred_;

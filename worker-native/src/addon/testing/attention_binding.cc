@@ -1,5 +1,5 @@
 // The CPU attention kernels (kernels/cpu/attention.h) for tests and benchmarks, as kernel table
-// rows (testing/kernel_table.h): each works directly on the caller's typed arrays, written (or, for
+// rows (kernel_table.h): each works directly on the caller's typed arrays, written (or, for
 // the flash backward, added into) in place and pinned until the Promise settles. Argument types
 // are checked at once (TypeError naming the argument); dimension and length problems reject the
 // Promise with the kernel's message. The row kernels are probes of the ISA paths, synchronous.
@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "addon/testing/kernel_table.h"
+#include "addon/kernel_table.h"
 #include "addon/testing/testing.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/attention_rows.h"

@@ -833,10 +833,10 @@ void RegisterCudaKernels(Napi::Env env, Napi::Object exports) {
 
 #else  // !LONGCTX_WITH_CUDA
 
-#include "addon/registry.h"
+#include "addon/testing/testing.h"
 
-namespace longctx::addon {
+namespace longctx::addon::testing {
 void RegisterCudaKernels(Napi::Env env, Napi::Object exports) {}  // no CUDA in this build: no cuda* functions
-}  // namespace longctx::addon
+}  // namespace longctx::addon::testing
 
 #endif  // LONGCTX_WITH_CUDA

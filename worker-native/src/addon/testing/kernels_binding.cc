@@ -1,5 +1,5 @@
 // The CPU kernels (kernels/cpu/*.h except attention) for tests and benchmarks, one table row each
-// (testing/kernel_table.h). Each kernel works in place on the caller's typed arrays, pinned until
+// (kernel_table.h). Each kernel works in place on the caller's typed arrays, pinned until
 // its Promise settles; the arrays must not be touched until then. The fast kernels take
 // Float32Array; each naive reference takes Float32Array or Float64Array (all of one type, the first
 // float array's type decides). Backward kernels add into their gradient arrays; naive backwards
@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "addon/testing/kernel_table.h"
+#include "addon/kernel_table.h"
 #include "addon/testing/testing.h"
 #include "kernels/cpu/adamw.h"
 #include "kernels/cpu/cross_entropy.h"
@@ -53,16 +53,16 @@ ArgSpec Arr(bool naive, const char* name, const char* length) {
   return naive ? Real(name, length) : F32(name, length);
 }
 
-std::vector<ArgSpec> EmbeddingArgs(bool naive, const char* table, const char* rows) {
-  return {EmbeddingDims(), I32("ids", "tokens"), Arr(naive, table, "vocab·channels"),
-          Arr(naive, rows, "tokens·channels")};
+// embeddingForward's; the backward's arrays are (ids, dout, dweight).
+std::vector<ArgSpec> EmbeddingArgs(bool naive) {
+  return {EmbeddingDims(), I32("ids", "tokens"), Arr(naive, "weight", "vocab·channels"),
+          Arr(naive, "out", "tokens·channels")};
 }
 
-// The arguments of the kernels with the same arrays in both versions.
-std::vector<ArgSpec> Same(bool naive, std::initializer_list<const char*> names,
-                          const char* length = kSameLength) {
+// Elementwise kernels: every array as long as the first.
+std::vector<ArgSpec> Same(bool naive, std::initializer_list<const char*> names) {
   std::vector<ArgSpec> out;
-  for (const char* name : names) out.push_back(Arr(naive, name, length));
+  for (const char* name : names) out.push_back(Arr(naive, name, kSameLength));
   return out;
 }
 
@@ -186,7 +186,7 @@ KernelResult MlpBackward(const KernelCall& c) {
 const std::vector<KernelBinding>& KernelTable() {
   static const std::vector<KernelBinding> table = {
       // embeddingForward(dims, ids, weight, out)
-      {"embeddingForward", EmbeddingArgs(false, "weight", "out"),
+      {"embeddingForward", EmbeddingArgs(false),
        [](const KernelCall& c) {
          cpu::CheckTokenIds(c.I32("ids"), c.Int("tokens"), c.Int("vocab"), "ids");
          cpu::EmbeddingForward(c.F32("out"), c.I32("ids"), c.F32("weight"), c.Int("tokens"), c.Int("channels"));
@@ -201,7 +201,7 @@ const std::vector<KernelBinding>& KernelTable() {
                                 c.Int("channels"));
          return Done();
        }},
-      {"naiveEmbeddingForward", EmbeddingArgs(true, "weight", "out"), ByPrecision([](auto t, const KernelCall& c) {
+      {"naiveEmbeddingForward", EmbeddingArgs(true), ByPrecision([](auto t, const KernelCall& c) {
          using T = decltype(t);
          cpu::CheckTokenIds(c.I32("ids"), c.Int("tokens"), c.Int("vocab"), "ids");
          cpu::NaiveEmbeddingForward<T>(c.Data<T>("out"), c.I32("ids"), c.Data<T>("weight"),

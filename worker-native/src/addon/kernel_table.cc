@@ -1,9 +1,9 @@
-#include "addon/testing/kernel_table.h"
+#include "addon/kernel_table.h"
 
 #include <cmath>
 #include <stdexcept>
 
-namespace longctx::addon::testing {
+namespace longctx::addon {
 
 KernelCall::KernelCall(const Napi::CallbackInfo& info, const std::vector<ArgSpec>& args) {
   Napi::Env env = info.Env();
@@ -172,4 +172,4 @@ void RegisterKernelTable(Napi::Env env, Napi::Object exports, const std::vector<
   }
 }
 
-}  // namespace longctx::addon::testing
+}  // namespace longctx::addon

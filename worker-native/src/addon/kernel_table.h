@@ -29,7 +29,7 @@
 
 #include "addon/napi_toolkit.h"
 
-namespace longctx::addon::testing {
+namespace longctx::addon {
 
 // One field of a dims object; the value is checked on the pool thread unless kInt / kNumber.
 struct DimField {
@@ -155,4 +155,4 @@ KernelRun ByPrecision(Body body) {
 // Adds one function per row to `exports`. The table must outlive the addon (a static).
 void RegisterKernelTable(Napi::Env env, Napi::Object exports, const std::vector<KernelBinding>& table);
 
-}  // namespace longctx::addon::testing
+}  // namespace longctx::addon
