@@ -37,12 +37,12 @@ import { fileURLToPath } from 'node:url';
 
 import { startEmbeddedRedis, type EmbeddedRedis } from '../cluster/embedded-redis.js';
 import type { NodeInventory } from '../cluster/inventory.js';
-import { watchJobEvents, type JobEvent } from '../orchestrator/queue/events.js';
-import { connectRedis, JobQueue } from '../orchestrator/queue/job-queue.js';
-import { Scheduler } from '../orchestrator/queue/scheduler.js';
+import { watchJobEvents, type JobEvent } from '../control/events.js';
+import { connectRedis, JobQueue } from '../control/job-queue.js';
+import { Scheduler } from '../control/scheduler.js';
 import { startServer } from '../orchestrator/server.js';
 import { parseSpec } from '../orchestrator/spec/validate.js';
-import type { JobSpec } from '../orchestrator/spec/job-spec.js';
+import type { JobSpec } from '../core/job-spec.js';
 import { RankGroup } from '../worker-native/host/rank-processes.js';
 import type { ControlAgentJob } from './ranks/control-agent.js';
 import type { TelemetrySenderJob } from './ranks/telemetry-sender.js';

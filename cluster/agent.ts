@@ -23,16 +23,16 @@ import {
   finishAttempt,
   type AttemptOutcome,
   type BackoffPolicy,
-} from '../orchestrator/recovery.js';
-import type { JobRecord } from '../orchestrator/queue/job-record.js';
-import { nodeQueueName } from '../orchestrator/queue/keys.js';
-import { PendingQueue, type AttemptRef } from '../orchestrator/queue/pending.js';
-import { ControlStore } from '../orchestrator/queue/store.js';
+} from '../control/recovery.js';
+import type { JobRecord } from '../control/job-record.js';
+import { nodeQueueName } from '../control/keys.js';
+import { PendingQueue, type AttemptRef } from '../control/pending.js';
+import { ControlStore } from '../control/store.js';
 import { repoRoot } from '../worker-native/native.js';
 import { Gang, type GangResult, type RankProcess } from './gang.js';
 import type { NodeInventory } from './inventory.js';
 import { groupRunsAttempt, terminateGroups } from './process-groups.js';
-import { rendezvousPrefix, type RankLaunch } from './rank-launch.js';
+import { rendezvousPrefix, type RankLaunch } from '../core/rank-launch.js';
 
 /** The worker host the agent starts per rank unless told otherwise (relative to `cwd`). */
 export const DEFAULT_WORKER_COMMAND = ['node', 'dist/worker-native/host/worker-main.js'];

@@ -11,7 +11,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { groupAlive, killGroupsNow, terminateGroups } from './process-groups.js';
-import { rankLaunchEnv, type RankLaunch } from './rank-launch.js';
+import { rankLaunchEnv, type RankLaunch } from '../core/rank-launch.js';
 
 export interface GangOptions {
   /** The worker command line (program and arguments); each rank runs it once. */

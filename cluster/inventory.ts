@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { cpus, hostname as osHostname } from 'node:os';
 import { parseDocument } from 'yaml';
 
-import type { FieldError } from '../orchestrator/spec/job-spec.js';
+import type { FieldError } from '../core/job-spec.js';
 
 export type DeviceKind = 'cuda' | 'cpu';
 

@@ -21,7 +21,7 @@ import { randomBytes } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 
-import { DEFAULT_BACKOFF, finishAttempt, type BackoffPolicy } from '../recovery.js';
+import { DEFAULT_BACKOFF, finishAttempt, type BackoffPolicy } from './recovery.js';
 import { ACTIVE_STATES, type JobRecord } from './job-record.js';
 import { entryId, handOff, nodeQueue, PendingQueue, type AttemptRef, type PendingEntry } from './pending.js';
 import { ControlStore, freeDevices, type NodeStatus } from './store.js';

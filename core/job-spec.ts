@@ -1,6 +1,6 @@
 // A job spec: what an ops engineer writes in YAML. This file holds the types of the validated,
 // defaulted spec; validate.ts turns YAML into one or into a list of field errors.
-import type { ModelConfig } from './presets.js';
+import type { ModelConfig } from './model-config.js';
 
 export type ActivationCheckpointing = 'none' | 'full' | 'selective' | `every-${number}`;
 export type Offload = 'none' | 'optimizer' | 'params+optimizer';

@@ -1,6 +1,6 @@
 // Model configurations by name, with Hugging Face Qwen2 config.json field names. `tiny` is for
 // tests, `small` for the demo, the rest are the real Qwen2 sizes the planner plans for.
-import type { Qwen2Config } from '../../worker-native/model.js';
+import type { Qwen2Config } from '../worker-native/model.js';
 
 /** The Hugging Face config.json fields a job's model is described by (the native model's own). */
 export type ModelConfig = Omit<Qwen2Config, 'hidden_act'>;

@@ -13,7 +13,7 @@
 //   checkpoints under `checkpointsDir`;
 // - exit 0 only when training finished; exit promptly on SIGTERM (the agent escalates to SIGKILL
 //   after a grace period), and exit when its parent is no longer `agentPid` (the agent died).
-import type { DeviceKind } from './inventory.js';
+import type { DeviceKind } from '../cluster/inventory.js';
 
 export interface RankLaunch {
   jobId: string;

@@ -19,12 +19,12 @@ import { startEmbeddedRedis, type EmbeddedRedis } from '../cluster/embedded-redi
 import { detectInventory, loadNodeFile, nativeSgemmRate, type NodeFile } from '../cluster/inventory.js';
 import { controlService, telemetryService } from '../proto/services.js';
 import { PlanStore } from './plan/plan-store.js';
-import { connectRedis, JobQueue } from './queue/job-queue.js';
-import { Scheduler } from './queue/scheduler.js';
+import { connectRedis, JobQueue } from '../control/job-queue.js';
+import { Scheduler } from '../control/scheduler.js';
 import { ControlService, planningDevice } from './rpc/control-service.js';
 import { TelemetryHistory } from './telemetry/history.js';
 import { TelemetryService } from './telemetry/telemetry-service.js';
-import type { BackoffPolicy } from './recovery.js';
+import type { BackoffPolicy } from '../control/recovery.js';
 import { Watchdog } from './watchdog.js';
 
 export const DEFAULT_GRPC_PORT = 7170;

@@ -3,9 +3,9 @@
 // fastest combination whose predicted peak fits the device budget with a safety margin; an
 // explicit choice is checked. A spec that fits under no choice is rejected with the smallest
 // change that would make it fit.
-import type { ActivationCheckpointing, JobSpec, Offload } from '../spec/job-spec.js';
-import type { ModelConfig } from '../spec/presets.js';
-import { zigzagPlan, type ZigzagShard } from '../../worker-native/zigzag.js';
+import type { ActivationCheckpointing, JobSpec, Offload } from '../../core/job-spec.js';
+import type { ModelConfig } from '../../core/model-config.js';
+import { zigzagPlan, type ZigzagShard } from '../../core/zigzag.js';
 import type { DeviceProfile } from './devices.js';
 import { trainingFlopsPerStep } from './flops.js';
 import { parameterLayout, predictMemory, type MemoryPrediction } from './memory-model.js';

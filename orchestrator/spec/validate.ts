@@ -6,8 +6,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 
-import type { FieldError, JobSpec, SpecResult } from './job-spec.js';
-import { MODEL_PRESETS, type ModelConfig } from './presets.js';
+import type { FieldError, JobSpec, SpecResult } from '../../core/job-spec.js';
+import { MODEL_PRESETS, type ModelConfig } from '../../core/model-config.js';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 

@@ -4,7 +4,7 @@
 // Live watchers get every new step and worker event on one pub/sub channel per job.
 import type { Redis } from 'ioredis';
 
-import type { Keys } from '../queue/keys.js';
+import type { Keys } from '../../control/keys.js';
 import type { StepSummary } from './step-aggregator.js';
 
 /** Steps kept per job: enough for a loss curve over a long run, bounded in memory. */

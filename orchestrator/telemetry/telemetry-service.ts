@@ -8,7 +8,7 @@ import { timingSafeEqual } from 'node:crypto';
 
 import { longctx } from '../../proto/services.js';
 import { trainingFlopsPerStep } from '../plan/flops.js';
-import type { JobRecord } from '../queue/job-record.js';
+import type { JobRecord } from '../../control/job-record.js';
 import type { TelemetryHistory, WorkerEventRecord } from './history.js';
 import { StepAggregator, type RankStep } from './step-aggregator.js';
 

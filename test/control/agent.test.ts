@@ -9,10 +9,10 @@ import { join } from 'node:path';
 
 import { NodeAgent } from '../../cluster/agent.js';
 import { killGroupsNow, processAlive } from '../../cluster/process-groups.js';
-import type { RankLaunch } from '../../cluster/rank-launch.js';
-import { JobQueue } from '../../orchestrator/queue/job-queue.js';
-import type { JobRecord, JobState } from '../../orchestrator/queue/job-record.js';
-import { Scheduler } from '../../orchestrator/queue/scheduler.js';
+import type { RankLaunch } from '../../core/rank-launch.js';
+import { JobQueue } from '../../control/job-queue.js';
+import type { JobRecord, JobState } from '../../control/job-record.js';
+import { Scheduler } from '../../control/scheduler.js';
 import type { RankPlan } from '../fixtures/rank.js';
 import {
   AGENT_MAIN,

@@ -4,13 +4,13 @@
 // real agents and processes.
 import test, { type ExecutionContext } from 'ava';
 
-import { finishAttempt } from '../../orchestrator/recovery.js';
-import { watchJobEvents, type JobEvent } from '../../orchestrator/queue/events.js';
-import { JobQueue } from '../../orchestrator/queue/job-queue.js';
-import type { JobRecord } from '../../orchestrator/queue/job-record.js';
-import { entryId, nodeQueue } from '../../orchestrator/queue/pending.js';
-import { Scheduler } from '../../orchestrator/queue/scheduler.js';
-import { ControlStore, freeDevices } from '../../orchestrator/queue/store.js';
+import { finishAttempt } from '../../control/recovery.js';
+import { watchJobEvents, type JobEvent } from '../../control/events.js';
+import { JobQueue } from '../../control/job-queue.js';
+import type { JobRecord } from '../../control/job-record.js';
+import { entryId, nodeQueue } from '../../control/pending.js';
+import { Scheduler } from '../../control/scheduler.js';
+import { ControlStore, freeDevices } from '../../control/store.js';
 import { connect, cpuInventory, deletePrefix, spec, testPrefix, waitFor } from '../helpers/control.js';
 import { useRedis } from '../helpers/redis.js';
 
@@ -369,7 +369,7 @@ test('a restarted orchestrator (a new scheduler on the same Redis) loses no job'
   // scheduler dies between placing a job and handing it to the node.
   const orphanSpec = spec('orphan', 1);
   const seq = await s.store.nextSequence();
-  const { newJobFields } = await import('../../orchestrator/queue/job-record.js');
+  const { newJobFields } = await import('../../control/job-record.js');
   await s.store.createJob(
     'orphan-1',
     newJobFields({ id: 'orphan-1', seq, ...orphanSpec, now: Date.now() }),

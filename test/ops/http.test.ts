@@ -10,7 +10,7 @@ import type { JobDetail, JobRow } from '../../orchestrator/http/views.js';
 import { cpuProfile } from '../../orchestrator/plan/devices.js';
 import { PlanStore } from '../../orchestrator/plan/plan-store.js';
 import { planJob } from '../../orchestrator/plan/planner.js';
-import { JobQueue } from '../../orchestrator/queue/job-queue.js';
+import { JobQueue } from '../../control/job-queue.js';
 import { TelemetryHistory } from '../../orchestrator/telemetry/history.js';
 import type { StepSummary } from '../../orchestrator/telemetry/step-aggregator.js';
 import { connect, cpuInventory, deletePrefix, tempDir, testPrefix } from '../helpers/control.js';

@@ -9,7 +9,7 @@ import { createHttpApp } from '../../orchestrator/http/app.js';
 import { cpuProfile } from '../../orchestrator/plan/devices.js';
 import { PlanStore } from '../../orchestrator/plan/plan-store.js';
 import { planJob } from '../../orchestrator/plan/planner.js';
-import { JobQueue } from '../../orchestrator/queue/job-queue.js';
+import { JobQueue } from '../../control/job-queue.js';
 import { TelemetryHistory } from '../../orchestrator/telemetry/history.js';
 import { connect, cpuInventory, deletePrefix, testPrefix, waitFor } from '../helpers/control.js';
 import { useRedis } from '../helpers/redis.js';

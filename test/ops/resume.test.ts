@@ -3,7 +3,7 @@
 // or has not ended is refused, and an unknown one is named.
 import test from 'ava';
 
-import { JobQueue } from '../../orchestrator/queue/job-queue.js';
+import { JobQueue } from '../../control/job-queue.js';
 import { connect, cpuInventory, deletePrefix, testPrefix } from '../helpers/control.js';
 import { useRedis } from '../helpers/redis.js';
 import { jobSpec } from './fixtures.js';

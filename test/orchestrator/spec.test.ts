@@ -2,7 +2,7 @@ import test from 'ava';
 import { join } from 'node:path';
 
 import { loadSpecFile, parseSpec } from '../../orchestrator/spec/validate.js';
-import { parameterCount, MODEL_PRESETS } from '../../orchestrator/spec/presets.js';
+import { parameterCount, MODEL_PRESETS } from '../../core/model-config.js';
 import { repoRoot } from '../../worker-native/native.js';
 
 const base = `

@@ -5,9 +5,9 @@ import { Server, ServerCredentials } from '@grpc/grpc-js';
 import test, { type ExecutionContext } from 'ava';
 import { Redis } from 'ioredis';
 
-import { MODEL_PRESETS } from '../../orchestrator/spec/presets.js';
-import type { JobRecord } from '../../orchestrator/queue/job-record.js';
-import { Keys } from '../../orchestrator/queue/keys.js';
+import { MODEL_PRESETS } from '../../core/model-config.js';
+import type { JobRecord } from '../../control/job-record.js';
+import { Keys } from '../../control/keys.js';
 import { TelemetryHistory } from '../../orchestrator/telemetry/history.js';
 import { StepAggregator } from '../../orchestrator/telemetry/step-aggregator.js';
 import { TelemetryService } from '../../orchestrator/telemetry/telemetry-service.js';

@@ -6,11 +6,11 @@
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { rankLaunchFromEnv, type RankLaunch } from '../../cluster/rank-launch.js';
+import { rankLaunchFromEnv, type RankLaunch } from '../../core/rank-launch.js';
 import { parseManifest } from '../../checkpoints/manifest.js';
 import { applyRetention } from '../../checkpoints/retention.js';
-import { openTokenFile } from '../../data/token-file.js';
-import type { JobSpec } from '../../orchestrator/spec/job-spec.js';
+import { openTokenFile } from '../token-file.js';
+import type { JobSpec } from '../../core/job-spec.js';
 import { longctx } from '../../proto/services.js';
 import '../comm.js';
 import { native } from '../native.js';

@@ -13,7 +13,7 @@ import {
 import { addonPath } from '../../../worker-native/native.js';
 import { GPU_PROFILES } from '../../plan/devices.js';
 import { maxContext, planJob } from '../../plan/planner.js';
-import type { NodeStatus } from '../../queue/store.js';
+import type { NodeStatus } from '../../../control/store.js';
 import { planningDevice } from '../../rpc/control-service.js';
 import { parseSpec } from '../../spec/validate.js';
 import { CONNECTION_FLAGS, CONNECTION_HELP, UsageError, type Args } from '../args.js';
