@@ -9,27 +9,9 @@ import { cpus, hostname as osHostname } from 'node:os';
 import { parseDocument } from 'yaml';
 
 import type { FieldError } from '../core/job-spec.js';
+import type { DeviceInfo, DeviceKind, NodeInventory } from '../core/devices.js';
 
-export type DeviceKind = 'cuda' | 'cpu';
-
-export interface DeviceInfo {
-  index: number;
-  name: string;
-  /** The device's byte budget: a GPU's memory (or the node file's cap), an emulated device's budget. */
-  memoryBytes: number;
-}
-
-export interface NodeInventory {
-  /** The node's name: in Redis keys and queue names, so letters, digits, '.', '_' and '-'. */
-  node: string;
-  hostname: string;
-  kind: DeviceKind;
-  devices: DeviceInfo[];
-  /** Host threads each rank may use (BLAS threads of an emulated device): cores / devices, at least 1. */
-  threadsPerDevice: number;
-  /** Measured (or configured) float32 GEMM rate of one device's threads, for the planner. */
-  sgemmGflops?: number;
-}
+export type { DeviceInfo, DeviceKind, NodeInventory };
 
 /** What a node file may say; every field is optional. */
 export interface NodeFile {

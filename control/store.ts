@@ -3,7 +3,7 @@
 // so this class adds types, not logic.
 import type { Redis } from 'ioredis';
 
-import type { DeviceKind, NodeInventory } from '../cluster/inventory.js';
+import type { DeviceKind, NodeInventory } from '../core/devices.js';
 import { decodeJobRecord, type JobRecord, type JobState } from './job-record.js';
 import { Keys } from './keys.js';
 import * as scripts from './scripts.js';

@@ -1,10 +1,7 @@
 // A job spec: what an ops engineer writes in YAML. This file holds the types of the validated,
 // defaulted spec; validate.ts turns YAML into one or into a list of field errors.
 import type { ModelConfig } from './model-config.js';
-
-export type ActivationCheckpointing = 'none' | 'full' | 'selective' | `every-${number}`;
-export type Offload = 'none' | 'optimizer' | 'params+optimizer';
-export type Precision = 'fp32' | 'bf16';
+import type { ActivationCheckpointing, Offload, Precision } from './policies.js';
 
 export interface JobSpec {
   name: string;

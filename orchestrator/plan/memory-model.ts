@@ -4,7 +4,7 @@
 // rounding. Replaying the schedule, rather than summing a formula, gets the peak right: it is
 // reached at a particular moment (the deepest point of the backward, say), not by everything at
 // once. A test runs the real trainer on several configurations and holds this to its measured peak.
-import type { ActivationCheckpointing, Offload, Precision } from '../../core/job-spec.js';
+import type { ActivationCheckpointing, Offload, Precision } from '../../core/policies.js';
 import type { ModelConfig } from '../../core/model-config.js';
 
 export type Category =

@@ -3,7 +3,8 @@
 // fastest combination whose predicted peak fits the device budget with a safety margin; an
 // explicit choice is checked. A spec that fits under no choice is rejected with the smallest
 // change that would make it fit.
-import type { ActivationCheckpointing, JobSpec, Offload } from '../../core/job-spec.js';
+import type { JobSpec } from '../../core/job-spec.js';
+import type { ActivationCheckpointing, Offload } from '../../core/policies.js';
 import type { ModelConfig } from '../../core/model-config.js';
 import { zigzagPlan, type ZigzagShard } from '../../core/zigzag.js';
 import type { DeviceProfile } from './devices.js';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 
 import { rankLaunchEnv, rendezvousPrefix, type RankLaunch } from '../../core/rank-launch.js';
 import type { JobSpec } from '../../core/job-spec.js';
-import { repoRoot } from '../../worker-native/native.js';
+import { repoRoot } from '../../core/repo-root.js';
 import type { StepRecord } from '../../worker-native/host/training-loop.js';
 
 export interface GangOptions {

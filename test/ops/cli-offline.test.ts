@@ -8,7 +8,7 @@ import { join } from 'node:path';
 
 import { freePort } from '../../cluster/embedded-redis.js';
 import { COMMANDS } from '../../orchestrator/cli/cli.js';
-import { repoRoot } from '../../worker-native/native.js';
+import { repoRoot } from '../../core/repo-root.js';
 import { parseJson, runCli } from './cli-process.js';
 
 let dir = '';

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 
 import { loadSpecFile, parseSpec } from '../../orchestrator/spec/validate.js';
 import { parameterCount, MODEL_PRESETS } from '../../core/model-config.js';
-import { repoRoot } from '../../worker-native/native.js';
+import { repoRoot } from '../../core/repo-root.js';
 
 const base = `
 name: t

@@ -4,9 +4,10 @@
 // streams what happens to the orchestrator. Exit 0 when the job (or the planned stop) is done;
 // 1 on any error, after saying why on stderr and over telemetry.
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 import { rankLaunchFromEnv, type RankLaunch } from '../../core/rank-launch.js';
+import { rankStepsLogPath } from '../../core/run-folder.js';
 import { parseManifest } from '../../checkpoints/manifest.js';
 import { applyRetention } from '../../checkpoints/retention.js';
 import { openTokenFile } from '../token-file.js';
@@ -41,8 +42,8 @@ async function main(): Promise<void> {
   const launch = rankLaunchFromEnv();
   exitWithAgent(launch);
   // Machine-readable step records beside the rank's text log, for analysis and for tests.
-  const stepsLog = join(launch.runDir, 'logs', `rank-${launch.rank}.steps.jsonl`);
-  await mkdir(join(launch.runDir, 'logs'), { recursive: true });
+  const stepsLog = rankStepsLogPath(launch.runDir, launch.rank);
+  await mkdir(dirname(stepsLog), { recursive: true });
   let stepsWritten: Promise<void> = Promise.resolve();
   const spec = JSON.parse(await readFile(launch.specFile, 'utf8')) as JobSpec;
   if (spec.activation_checkpointing === 'auto' || spec.offload === 'auto') {
