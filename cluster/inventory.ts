@@ -222,7 +222,7 @@ export async function detectInventory(options: InventoryOptions = {}): Promise<N
   if (sgemmGflops === undefined && options.measureSgemm) {
     sgemmGflops = await options.measureSgemm(threadsPerDevice);
   }
-  return { node, hostname, kind: deviceKind, devices, threadsPerDevice, sgemmGflops };
+  return { node, hostname, kind: deviceKind, devices, threadsPerDevice, sgemmGflops, cores };
 }
 
 /**

@@ -180,8 +180,7 @@ async function cluster(t: ExecutionContext): Promise<Cluster> {
     submit: async (name, devices, plan, maxRestarts = 3) => {
       writeFileSync(join(plansDir, `${name}.json`), JSON.stringify(plan));
       const result = await queue.submit(spec(name, devices, { maxRestarts }));
-      if (!result.ok) throw new Error(JSON.stringify(result.errors));
-      return result.job.id;
+      return result.id;
     },
     waitForState: async (id, state, timeoutMs) => {
       try {

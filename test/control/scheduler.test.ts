@@ -84,8 +84,7 @@ async function setup(
     job,
     submit: async (name, devices, priority = 0, maxRestarts = 3) => {
       const result = await queue.submit(spec(name, devices, { priority, maxRestarts }));
-      if (!result.ok) throw new Error(JSON.stringify(result.errors));
-      return result.job.id;
+      return result.id;
     },
     finish: async (id) => {
       const record = await job(id);
