@@ -4,7 +4,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { Redis } from 'ioredis';
 
-import type { FieldError, JobSpec } from '../core/job-spec.js';
+import type { JobSpec } from '../core/job-spec.js';
 import { jobEventHistory, watchJobEvents, type EventSubscription, type JobEvent } from './events.js';
 import { ACTIVE_STATES, newJobFields, WAITING_STATES, type JobRecord, type JobState } from './job-record.js';
 import { entryId, PendingQueue } from './pending.js';

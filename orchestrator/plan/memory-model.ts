@@ -6,19 +6,9 @@
 // once. A test runs the real trainer on several configurations and holds this to its measured peak.
 import type { ActivationCheckpointing, Offload, Precision } from '../../core/policies.js';
 import type { ModelConfig } from '../../core/model-config.js';
+import { CATEGORIES, type Category } from '../../core/reports.js';
 
-export type Category =
-  'weights' | 'gradients' | 'optimizer' | 'activations' | 'ring_buffers' | 'cross_entropy' | 'workspace';
-
-export const CATEGORIES: Category[] = [
-  'weights',
-  'gradients',
-  'optimizer',
-  'activations',
-  'ring_buffers',
-  'cross_entropy',
-  'workspace',
-];
+export { CATEGORIES, type Category };
 
 export type Breakdown = Record<Category, number>;
 

@@ -16,15 +16,14 @@ import { join } from 'node:path';
 import { MANIFEST_FILE } from '../../checkpoints/commit.js';
 import { listCheckpoints } from '../../checkpoints/validate.js';
 import { runFolder } from '../../core/run-folder.js';
+import { planToProto, stepSummaryToProto, workerEventToProto } from '../../proto/convert.js';
 import { longctx } from '../../proto/services.js';
 import { admit, type Admission } from '../plan/admission.js';
 import type { PlanStore } from '../plan/plan-store.js';
-import type { PlanResult } from '../plan/planner.js';
+import { planSummary } from '../plan/planner.js';
 import type { JobQueue } from '../../control/job-queue.js';
 import { fromProtoJobState, isTerminal, toJobSummary, type JobRecord } from '../../control/job-record.js';
-import type { TelemetryHistory, TelemetryUpdate, WorkerEventRecord } from '../telemetry/history.js';
-import { EVENT_KINDS } from '../telemetry/telemetry-service.js';
-import type { StepSummary } from '../telemetry/step-aggregator.js';
+import type { TelemetryHistory, TelemetryUpdate } from '../telemetry/history.js';
 
 export interface ControlServiceOptions {
   queue: JobQueue;
@@ -35,78 +34,6 @@ export interface ControlServiceOptions {
   adminToken?: string;
   /** A Redis connection for pub/sub (WatchJob); one per watcher is duplicated from it. */
   subscribe(channel: string, onMessage: (message: string) => void): Promise<() => Promise<void>>;
-}
-
-export function toProtoPlan(plan: Omit<PlanResult, 'candidates'>): longctx.IPlan {
-  const b = plan.memory.breakdown;
-  return {
-    activationCheckpointing: plan.activationCheckpointing,
-    offload: plan.offload,
-    perRank: {
-      weights: b.weights,
-      gradients: b.gradients,
-      optimizer: b.optimizer,
-      activations: b.activations,
-      ringBuffers: b.ring_buffers,
-      crossEntropy: b.cross_entropy,
-      workspace: b.workspace,
-      total: plan.memory.peak,
-      host: plan.memory.host,
-    },
-    deviceBudgetBytes: plan.budgetBytes,
-    stepSeconds: plan.stepSeconds,
-    totalSeconds: plan.totalSeconds,
-    modelFlopsPerStep: plan.flopsPerStep,
-    shards: plan.shards.map((s) => ({
-      rank: s.rank,
-      chunks: s.chunks,
-      tokenStart: s.starts,
-      chunkTokens: s.chunkTokens,
-    })),
-    notes: plan.notes,
-  };
-}
-
-export function toProtoStep(jobId: string, s: StepSummary): longctx.IStepReport {
-  const sum = (f: (r: StepSummary['ranks'][number]) => number) =>
-    s.ranks.reduce((a, r) => a + f(r), 0) / Math.max(1, s.ranks.length);
-  return {
-    jobId,
-    step: s.step,
-    loss: s.loss,
-    tokens: s.tokens,
-    lr: s.lr,
-    gradNorm: s.gradNorm,
-    stepSeconds: s.stepSeconds,
-    phases: { compute: sum((r) => r.compute), commWait: sum((r) => r.commWait) },
-    deviceBytesPeak: Math.max(0, ...s.ranks.map((r) => r.deviceBytesPeak)),
-    timeMs: s.timeMs,
-  };
-}
-
-const PROTO_EVENT_KINDS = new Map(Object.entries(EVENT_KINDS).map(([proto, name]) => [name, Number(proto)]));
-
-/** A worker event from the history as GetJob and WatchJob send it. */
-export function toProtoEvent(jobId: string, e: WorkerEventRecord): longctx.IWorkerEvent {
-  return {
-    kind: PROTO_EVENT_KINDS.get(e.kind) ?? longctx.WorkerEvent.Kind.KIND_UNSPECIFIED,
-    jobId,
-    rank: e.rank,
-    step: e.step,
-    message: e.message,
-    timeMs: e.timeMs,
-    ...(e.checkpoint
-      ? {
-          checkpoint: {
-            step: e.checkpoint.step,
-            path: e.checkpoint.path,
-            bytes: e.checkpoint.bytes,
-            saveSeconds: e.checkpoint.saveSeconds,
-            valid: true,
-          },
-        }
-      : {}),
-  };
 }
 
 export class ControlService {
@@ -187,7 +114,7 @@ export class ControlService {
           return {
             accepted: false,
             errors: verdict.errors,
-            ...(verdict.plan ? { plan: toProtoPlan(verdict.plan) } : {}),
+            ...(verdict.plan ? { plan: planToProto(planSummary(verdict.plan)) } : {}),
           };
         const job = await this.o.queue.submit({
           spec: verdict.spec,
@@ -195,7 +122,7 @@ export class ControlService {
           ...(req.specPath ? { specPath: req.specPath } : {}),
         });
         await this.o.plans.save(job.id, verdict.plan);
-        return { accepted: true, jobId: job.id, plan: toProtoPlan(verdict.plan) };
+        return { accepted: true, jobId: job.id, plan: planToProto(planSummary(verdict.plan)) };
       }),
       planJob: this.unary<longctx.PlanJobRequest, longctx.IPlanJobResponse>(async (req) => {
         const verdict = await this.check(req.specYaml, req.specPath, req.maxContext);
@@ -203,7 +130,7 @@ export class ControlService {
         return {
           feasible: verdict.ok,
           errors: verdict.errors,
-          ...(plan ? { plan: toProtoPlan(plan) } : {}),
+          ...(plan ? { plan: planToProto(planSummary(plan)) } : {}),
           ...(plan?.suggestion ? { suggestion: plan.suggestion } : {}),
           ...(verdict.maxSeqLen !== undefined ? { maxSeqLen: verdict.maxSeqLen } : {}),
         };
@@ -222,10 +149,10 @@ export class ControlService {
         return {
           summary: await this.summary(job),
           specYaml: job.specYaml,
-          ...(plan ? { plan: toProtoPlan(plan) } : {}),
+          ...(plan ? { plan: planToProto(planSummary(plan)) } : {}),
           checkpoints: await this.checkpoints(job.id),
-          recentSteps: steps.map((s) => toProtoStep(job.id, s)),
-          events: events.map((e) => toProtoEvent(job.id, e)),
+          recentSteps: steps.map((s) => stepSummaryToProto(job.id, s)),
+          events: events.map((e) => workerEventToProto(job.id, e)),
         };
       }),
       cancelJob: this.unary<longctx.CancelJobRequest, longctx.ICancelJobResponse>(async (req) => {
@@ -297,8 +224,8 @@ export class ControlService {
       await this.o.subscribe(this.o.history.channel(jobId), (message) => {
         if (ended) return;
         const update = JSON.parse(message) as TelemetryUpdate;
-        if (update.type === 'step') call.write({ step: toProtoStep(jobId, update.step) });
-        else call.write({ event: toProtoEvent(jobId, update.event) });
+        if (update.type === 'step') call.write({ step: stepSummaryToProto(jobId, update.step) });
+        else call.write({ event: workerEventToProto(jobId, update.event) });
       }),
     );
     await sendSummary();

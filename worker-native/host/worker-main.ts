@@ -12,7 +12,6 @@ import { parseManifest } from '../../checkpoints/manifest.js';
 import { applyRetention } from '../../checkpoints/retention.js';
 import { openTokenFile } from '../token-file.js';
 import type { JobSpec } from '../../core/job-spec.js';
-import { longctx } from '../../proto/services.js';
 import '../comm.js';
 import { native } from '../native.js';
 import '../trainer.js';
@@ -65,7 +64,6 @@ async function main(): Promise<void> {
         (kind, message) => log(launch, `orchestrator: ${kind}${message ? ` (${message})` : ''}`),
       )
     : undefined;
-  const Kind = longctx.WorkerEvent.Kind;
   try {
     const addon = native();
     addon.setBlasThreads(launch.threads);
@@ -131,9 +129,9 @@ async function main(): Promise<void> {
         launch,
         `resumed from ${launch.resume.dir} (step ${state.step}, saved on ${manifest.worldSize} ranks)`,
       );
-      telemetry?.reportEvent(Kind.KIND_RESUMED, `resumed from step ${state.step}`);
+      telemetry?.reportEvent('resumed', `resumed from step ${state.step}`);
     } else {
-      telemetry?.reportEvent(Kind.KIND_STARTED, 'started');
+      telemetry?.reportEvent('started', 'started');
     }
     const retention = {
       keepLast: spec.checkpoint.keep,
@@ -187,13 +185,7 @@ async function main(): Promise<void> {
           lr: r.lr,
           gradNorm: r.gradNorm,
           stepSeconds: r.stepSeconds,
-          phases: {
-            compute: r.phases.compute,
-            commWait: r.phases.commWait,
-            data: r.phases.data,
-            optimizer: r.phases.optimizer,
-            checkpoint: r.phases.checkpoint,
-          },
+          ...r.phases,
           deviceBytesCurrent: r.deviceBytesCurrent,
           deviceBytesPeak: r.deviceBytesPeak,
           hostBytes: r.hostBytes,
@@ -205,15 +197,11 @@ async function main(): Promise<void> {
           launch,
           `checkpoint step ${saved.step} saved to ${saved.dir} (${(saved.bytes / 2 ** 20).toFixed(1)} MiB in ${saved.seconds.toFixed(2)} s)`,
         );
-        telemetry?.reportEvent(Kind.KIND_CHECKPOINT_SAVED, `checkpoint ${saved.step}`, {
-          checkpoint: {
-            step: saved.step,
-            path: saved.dir,
-            bytes: saved.bytes,
-            saveSeconds: saved.seconds,
-            valid: true,
-            writtenAtMs: Date.now(),
-          },
+        telemetry?.reportEvent('checkpoint-saved', `checkpoint ${saved.step}`, {
+          step: saved.step,
+          path: saved.dir,
+          bytes: saved.bytes,
+          saveSeconds: saved.seconds,
         });
       },
     });
@@ -222,9 +210,9 @@ async function main(): Promise<void> {
     data.close();
     await comm?.close();
     log(launch, `finished at step ${final.step}`);
-    telemetry?.reportEvent(Kind.KIND_FINISHED, `finished at step ${final.step}`);
+    telemetry?.reportEvent('finished', `finished at step ${final.step}`);
   } catch (err) {
-    telemetry?.reportEvent(Kind.KIND_ERROR, err instanceof Error ? err.message : String(err));
+    telemetry?.reportEvent('error', err instanceof Error ? err.message : String(err));
     throw err;
   } finally {
     await telemetry?.close();

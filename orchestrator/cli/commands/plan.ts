@@ -20,7 +20,10 @@ import { CONNECTION_FLAGS, CONNECTION_HELP, UsageError, type Args } from '../arg
 import { withClient, writeJson, type CliIo, type Command } from '../command.js';
 import { CliError, ExitCode, EXIT_CODES_HELP } from '../exit-codes.js';
 import { formatBytes, str } from '../format.js';
-import { planViewFromProto, planViewFromResult, renderPlan, type PlanView } from '../plan-view.js';
+import type { PlanSummary } from '../../../core/reports.js';
+import { planFromProto } from '../../../proto/convert.js';
+import { planSummary } from '../../plan/planner.js';
+import { renderPlan } from '../plan-view.js';
 import { fieldErrorLines, readSpec } from './submit.js';
 
 const HELP = `Usage: longctx plan SPEC [options]
@@ -80,7 +83,7 @@ interface PlanOutput {
     memoryBytes: number;
     peakFlops: number;
   };
-  plan: PlanView | null;
+  plan: PlanSummary | null;
   maxSeqLen: number | null;
   suggestion: string | null;
   /** The GPUs the spec names when this node (--remote: no node) has them; null otherwise. */
@@ -155,7 +158,7 @@ async function planLocally(args: Args, spec: { yaml: string; path: string }): Pr
           },
         }
       : {}),
-    plan: plan ? planViewFromResult(plan) : null,
+    plan: plan ? planSummary(plan) : null,
     maxSeqLen: verdict.maxSeqLen ?? null,
     suggestion: plan?.suggestion ?? null,
     missingDevices: missingAccelerators
@@ -179,7 +182,7 @@ async function planRemotely(
   return {
     feasible: r.feasible,
     source: 'server',
-    plan: r.plan ? planViewFromProto(r.plan) : null,
+    plan: r.plan ? planFromProto(r.plan) : null,
     maxSeqLen: args.has('max-context') ? Number(r.maxSeqLen) : null,
     suggestion: r.suggestion || null,
     missingDevices: null,
