@@ -57,12 +57,15 @@ dashboard: $(NPM_STAMP)
 addon:
 	npx cmake-js build -d worker-native --out build/native --CDLONGCTX_CUDA=$(LONGCTX_CUDA) --parallel 2
 
+# The TypeScript source folders, lowest layer first (.dependency-cruiser.cjs says who may import whom).
+TS_FOLDERS := core proto checkpoints data control worker-native cluster orchestrator
 CXX_SOURCES = $(shell find worker-native/src -name '*.cc' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh')
 
 lint: setup proto
 	npx tsc -p tsconfig.json --noEmit
 	npx tsc -p orchestrator/dashboard/tsconfig.json
 	npx eslint --max-warnings 0 .
+	npx depcruise --config .dependency-cruiser.cjs --output-type err $(TS_FOLDERS)
 	npx prettier --check .
 	clang-format --dry-run --Werror $(CXX_SOURCES)
 

@@ -33,7 +33,7 @@ import { join } from 'node:path';
 
 import { pack } from '../data/pack.js';
 import { synth } from '../data/synth.js';
-import { openTokenFile, type TokenFile } from '../data/token-file.js';
+import { openTokenFile, type TokenFile } from '../worker-native/token-file.js';
 import { saveCheckpoint, type RunState, type SaveContext } from '../worker-native/host/checkpoint-io.js';
 import { runTrainingLoop, type StepRecord } from '../worker-native/host/training-loop.js';
 import type { Qwen2Config } from '../worker-native/model.js';

@@ -37,12 +37,12 @@ import { fileURLToPath } from 'node:url';
 
 import { startEmbeddedRedis, type EmbeddedRedis } from '../cluster/embedded-redis.js';
 import type { NodeInventory } from '../cluster/inventory.js';
-import { watchJobEvents, type JobEvent } from '../orchestrator/queue/events.js';
-import { connectRedis, JobQueue } from '../orchestrator/queue/job-queue.js';
-import { Scheduler } from '../orchestrator/queue/scheduler.js';
+import { watchJobEvents, type JobEvent } from '../control/events.js';
+import { connectRedis, JobQueue } from '../control/job-queue.js';
+import { Scheduler } from '../control/scheduler.js';
 import { startServer } from '../orchestrator/server.js';
 import { parseSpec } from '../orchestrator/spec/validate.js';
-import type { JobSpec } from '../orchestrator/spec/job-spec.js';
+import type { JobSpec } from '../core/job-spec.js';
 import { RankGroup } from '../worker-native/host/rank-processes.js';
 import type { ControlAgentJob } from './ranks/control-agent.js';
 import type { TelemetrySenderJob } from './ranks/telemetry-sender.js';
@@ -149,8 +149,7 @@ async function controlPlane(redis: EmbeddedRedis, prefix: string, finish: string
   const submit = async (name: string, devices: number) => {
     const started = performance.now();
     const result = await queue.submit(spec(name, devices));
-    if (!result.ok) throw new Error(`submit ${name}: ${JSON.stringify(result.errors)}`);
-    return { id: result.job.id, started };
+    return { id: result.id, started };
   };
   return {
     queue,
@@ -254,8 +253,7 @@ async function telemetry(redis: EmbeddedRedis, reportsPerStream: number) {
     const registered = await store.registerNode(inventory(), AGENT_ID, LEASE_MS, LEASE_MS, Date.now());
     if (!registered.ok) throw new Error(`node ${NODE} is held by ${registered.holder}`);
     const submitted = await server.queue.submit(spec('telemetry', TELEMETRY_RANKS));
-    if (!submitted.ok) throw new Error(`submit: ${JSON.stringify(submitted.errors)}`);
-    const jobId = submitted.job.id;
+    const jobId = submitted.id;
     let job = await server.queue.get(jobId);
     for (const deadline = Date.now() + 30_000; job?.state !== 'PLACED'; job = await server.queue.get(jobId)) {
       if (Date.now() > deadline) throw new Error(`telemetry job ${jobId} was not placed`);

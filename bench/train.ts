@@ -26,7 +26,7 @@ import { fileURLToPath } from 'node:url';
 
 import { startEmbeddedRedis, type EmbeddedRedis } from '../cluster/embedded-redis.js';
 import { trainingFlopsPerStep } from '../orchestrator/plan/flops.js';
-import { MODEL_PRESETS } from '../orchestrator/spec/presets.js';
+import { MODEL_PRESETS } from '../core/model-config.js';
 import { RankGroup } from '../worker-native/host/rank-processes.js';
 import { native } from '../worker-native/native.js';
 import type { TrainBenchJob, TrainBenchReport } from './ranks/train-rank.js';

@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
-import { connectRedis } from '../orchestrator/queue/job-queue.js';
+import { connectRedis } from '../control/job-queue.js';
 import { addonPath } from '../worker-native/native.js';
 import { NodeAgent } from './agent.js';
 import { detectInventory, loadNodeFile, nativeSgemmRate, NodeFileError } from './inventory.js';

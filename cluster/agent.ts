@@ -13,7 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 
@@ -23,16 +23,17 @@ import {
   finishAttempt,
   type AttemptOutcome,
   type BackoffPolicy,
-} from '../orchestrator/recovery.js';
-import type { JobRecord } from '../orchestrator/queue/job-record.js';
-import { nodeQueueName } from '../orchestrator/queue/keys.js';
-import { PendingQueue, type AttemptRef } from '../orchestrator/queue/pending.js';
-import { ControlStore } from '../orchestrator/queue/store.js';
-import { repoRoot } from '../worker-native/native.js';
+} from '../control/recovery.js';
+import type { JobRecord } from '../control/job-record.js';
+import { nodeQueueName } from '../control/keys.js';
+import { PendingQueue, type AttemptRef } from '../control/pending.js';
+import { ControlStore } from '../control/store.js';
+import { repoRoot } from '../core/repo-root.js';
 import { Gang, type GangResult, type RankProcess } from './gang.js';
 import type { NodeInventory } from './inventory.js';
 import { groupRunsAttempt, terminateGroups } from './process-groups.js';
-import { rendezvousPrefix, type RankLaunch } from './rank-launch.js';
+import { rendezvousPrefix, type RankLaunch } from '../core/rank-launch.js';
+import { attemptDir, runFolder } from '../core/run-folder.js';
 
 /** The worker host the agent starts per rank unless told otherwise (relative to `cwd`). */
 export const DEFAULT_WORKER_COMMAND = ['node', 'dist/worker-native/host/worker-main.js'];
@@ -387,12 +388,11 @@ export class NodeAgent {
   /** Writes the run folder and starts one rank per allocated device. */
   private async launch(job: JobRecord): Promise<Gang> {
     const inventory = this.options.inventory;
-    const runDir = join(this.runsDir, job.id);
-    const checkpointsDir = join(runDir, 'checkpoints');
-    const specFile = join(runDir, 'spec.json');
+    const folder = runFolder(this.runsDir, job.id);
+    const { dir: runDir, checkpointsDir, specJson: specFile } = folder;
     await mkdir(checkpointsDir, { recursive: true });
     await writeFile(specFile, JSON.stringify(job.spec, null, 2) + '\n');
-    await writeFile(join(runDir, 'spec.yaml'), job.specYaml);
+    await writeFile(folder.specYaml, job.specYaml);
     // One choice for the whole gang: every rank must resume from the same step.
     const resume = await chooseResumeCheckpoint(checkpointsDir);
     for (const warning of resume.warnings) this.log(`${job.id}: ${warning}`);
@@ -425,8 +425,8 @@ export class NodeAgent {
       command: this.options.workerCommand ?? DEFAULT_WORKER_COMMAND,
       cwd: this.cwd,
       env: { ...process.env, ...this.options.env },
-      logDir: join(runDir, 'logs'),
-      launchDir: join(runDir, `attempt-${job.attempt}`),
+      logDir: folder.logsDir,
+      launchDir: attemptDir(runDir, job.attempt),
       graceMs: this.graceMs,
     });
   }

@@ -11,7 +11,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { groupAlive, killGroupsNow, terminateGroups } from './process-groups.js';
-import { rankLaunchEnv, type RankLaunch } from './rank-launch.js';
+import { rankLaunchEnv, type RankLaunch } from '../core/rank-launch.js';
+import { launchFileName, rankLogFileName } from '../core/run-folder.js';
 
 export interface GangOptions {
   /** The worker command line (program and arguments); each rank runs it once. */
@@ -90,9 +91,9 @@ export class Gang {
   private async startRank(launch: RankLaunch): Promise<void> {
     const [program, ...args] = this.options.command;
     if (!program) throw new Error('worker command: empty');
-    const launchFile = join(this.options.launchDir, `rank-${launch.rank}.json`);
+    const launchFile = join(this.options.launchDir, launchFileName(launch.rank));
     await writeFile(launchFile, JSON.stringify(launch, null, 2) + '\n', { mode: 0o600 }); // holds the token
-    const logFile = join(this.options.logDir, `rank-${launch.rank}.log`);
+    const logFile = join(this.options.logDir, rankLogFileName(launch.rank));
     const log = openSync(logFile, 'a');
     writeSync(
       log,

@@ -8,28 +8,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { cpus, hostname as osHostname } from 'node:os';
 import { parseDocument } from 'yaml';
 
-import type { FieldError } from '../orchestrator/spec/job-spec.js';
+import type { FieldError } from '../core/job-spec.js';
+import type { DeviceInfo, DeviceKind, NodeInventory } from '../core/devices.js';
 
-export type DeviceKind = 'cuda' | 'cpu';
-
-export interface DeviceInfo {
-  index: number;
-  name: string;
-  /** The device's byte budget: a GPU's memory (or the node file's cap), an emulated device's budget. */
-  memoryBytes: number;
-}
-
-export interface NodeInventory {
-  /** The node's name: in Redis keys and queue names, so letters, digits, '.', '_' and '-'. */
-  node: string;
-  hostname: string;
-  kind: DeviceKind;
-  devices: DeviceInfo[];
-  /** Host threads each rank may use (BLAS threads of an emulated device): cores / devices, at least 1. */
-  threadsPerDevice: number;
-  /** Measured (or configured) float32 GEMM rate of one device's threads, for the planner. */
-  sgemmGflops?: number;
-}
+export type { DeviceInfo, DeviceKind, NodeInventory };
 
 /** What a node file may say; every field is optional. */
 export interface NodeFile {
@@ -240,7 +222,7 @@ export async function detectInventory(options: InventoryOptions = {}): Promise<N
   if (sgemmGflops === undefined && options.measureSgemm) {
     sgemmGflops = await options.measureSgemm(threadsPerDevice);
   }
-  return { node, hostname, kind: deviceKind, devices, threadsPerDevice, sgemmGflops };
+  return { node, hostname, kind: deviceKind, devices, threadsPerDevice, sgemmGflops, cores };
 }
 
 /**

@@ -1,6 +1,7 @@
 // The `data` commands: `pack`, `synth` and `check`. The longctx CLI mounts runDataCommand under
 // `longctx data`; data/main.ts runs it standalone. Exit codes: 0 ok, 1 failure (bad data, I/O),
 // 2 usage error (unknown option, bad value) — every message says what to do next.
+import { parseArgs, UsageError, type FlagKind, type ParsedArgs } from '../core/args.js';
 import { DataInputError } from './documents.js';
 import { TokenIndexError } from './index-file.js';
 import { pack } from './pack.js';
@@ -15,9 +16,7 @@ export interface CommandIo {
 
 const PROGRAM = 'longctx data';
 
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
+export { UsageError };
 
 const MAIN_HELP = `Usage: ${PROGRAM} <command> [options]
 
@@ -82,57 +81,6 @@ Options:
   --json                   print the result as one JSON object
   -h, --help               show this help
 `;
-
-type FlagKind = 'string' | 'boolean';
-
-interface ParsedArgs {
-  flags: Map<string, string | true>;
-  positionals: string[];
-}
-
-/** `--name value`, `--name=value`, boolean `--name`; anything else starting with '-' is an error. */
-export function parseArgs(
-  argv: readonly string[],
-  spec: Record<string, FlagKind>,
-  command: string,
-): ParsedArgs {
-  const flags = new Map<string, string | true>();
-  const positionals: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === '--') {
-      positionals.push(...argv.slice(i + 1));
-      break;
-    }
-    if (arg === '-h') {
-      flags.set('help', true);
-      continue;
-    }
-    if (!arg.startsWith('--')) {
-      if (arg.startsWith('-') && arg !== '-') throw new UsageError(`unknown option ${arg} for '${command}'`);
-      positionals.push(arg);
-      continue;
-    }
-    const eq = arg.indexOf('=');
-    const name = arg.slice(2, eq === -1 ? undefined : eq);
-    const kind = spec[name];
-    if (kind === undefined) throw new UsageError(`unknown option --${name} for '${command}'`);
-    if (kind === 'boolean') {
-      if (eq !== -1) throw new UsageError(`option --${name} takes no value`);
-      flags.set(name, true);
-      continue;
-    }
-    let value: string | undefined;
-    if (eq !== -1) value = arg.slice(eq + 1);
-    else value = argv[++i];
-    if (value === undefined || (eq === -1 && value.startsWith('--'))) {
-      throw new UsageError(`option --${name} needs a value`);
-    }
-    if (flags.has(name)) throw new UsageError(`option --${name} is given twice`);
-    flags.set(name, value);
-  }
-  return { flags, positionals };
-}
 
 function stringFlag(args: ParsedArgs, name: string): string | undefined {
   const v = args.flags.get(name);

@@ -19,12 +19,13 @@ import { startEmbeddedRedis, type EmbeddedRedis } from '../cluster/embedded-redi
 import { detectInventory, loadNodeFile, nativeSgemmRate, type NodeFile } from '../cluster/inventory.js';
 import { controlService, telemetryService } from '../proto/services.js';
 import { PlanStore } from './plan/plan-store.js';
-import { connectRedis, JobQueue } from './queue/job-queue.js';
-import { Scheduler } from './queue/scheduler.js';
-import { ControlService, planningDevice } from './rpc/control-service.js';
+import { connectRedis, JobQueue } from '../control/job-queue.js';
+import { Scheduler } from '../control/scheduler.js';
+import { ControlService } from './rpc/control-service.js';
+import { nodeDeviceProfile } from './plan/admission.js';
 import { TelemetryHistory } from './telemetry/history.js';
 import { TelemetryService } from './telemetry/telemetry-service.js';
-import type { BackoffPolicy } from './recovery.js';
+import type { BackoffPolicy } from '../control/recovery.js';
 import { Watchdog } from './watchdog.js';
 
 export const DEFAULT_GRPC_PORT = 7170;
@@ -121,11 +122,11 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     const telemetry = new TelemetryService({
       getJob: (id) => queue.get(id),
       history,
-      // The same device profile the planner uses: measured sgemm for CPU devices, the
-      // datasheet for known GPUs.
+      // The same device profile the planner uses: an emulated device's share of the measured
+      // sgemm rate of the node's cores, the datasheet for known GPUs.
       peakFlopsPerDevice: async (node) => {
         const status = (await queue.nodes()).find((n) => n.name === node);
-        return status ? (planningDevice([status], 1)?.device.peakFlops ?? 0) : 0;
+        return status ? nodeDeviceProfile(status).peakFlops : 0;
       },
       log,
     });

@@ -6,8 +6,8 @@
 // and a tiny step of 50 ms are both judged fairly.
 import type { Redis } from 'ioredis';
 
-import type { JobQueue } from './queue/job-queue.js';
-import type { JobRecord } from './queue/job-record.js';
+import type { JobQueue } from '../control/job-queue.js';
+import type { JobRecord } from '../control/job-record.js';
 import type { TelemetryHistory } from './telemetry/history.js';
 
 export interface WatchdogOptions {

@@ -9,7 +9,7 @@ export interface CommOptions {
   /** Redis that holds the rendezvous keys; 127.0.0.1 by default. */
   redisHost?: string;
   redisPort: number;
-  /** One attempt of one job, from rendezvousPrefix(); every rendezvous key lives under it. */
+  /** One attempt of one job, from rendezvousPrefix() (core/rank-launch.ts); every rendezvous key lives under it. */
   prefix: string;
   /** Address this rank listens on for its peers; 127.0.0.1 by default (all ranks on one node). */
   bindHost?: string;
@@ -72,21 +72,6 @@ declare module './native.js' {
 
 /** Largest tag of a point-to-point transfer (the tag shares gloo's 64-bit slot with the byte count). */
 export const MAX_TAG = 0xffff;
-
-const JOB_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
-
-/** The rendezvous prefix of one attempt of one job: "longctx/<job>/<attempt>". */
-export function rendezvousPrefix(job: string, attempt: number): string {
-  if (!JOB_ID.test(job)) {
-    throw new TypeError(
-      `job must be letters, digits, '.', '_' or '-' (not starting with one of the last three), got '${job}'`,
-    );
-  }
-  if (!Number.isInteger(attempt) || attempt < 1) {
-    throw new RangeError(`attempt must be an integer >= 1, got ${attempt}`);
-  }
-  return `longctx/${job}/${attempt}`;
-}
 
 /** The ranks a ring passes blocks between: this rank sends to `next` and receives from `prev`. */
 export function ringPeers(rank: number, size: number): { next: number; prev: number } {

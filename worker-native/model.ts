@@ -2,21 +2,9 @@
 // the trainer and tests use to create a model and find its tensors in the flat buffers.
 import { native } from './native.js';
 import type { ArenaStats, CrossEntropyResult, FloatArray } from './kernels.js';
+import type { Qwen2Config } from '../core/model-config.js';
 
-/** Hugging Face Qwen2 config.json fields the model reads (extra fields are ignored). */
-export interface Qwen2Config {
-  hidden_size: number;
-  intermediate_size: number;
-  num_attention_heads: number;
-  num_key_value_heads: number;
-  num_hidden_layers: number;
-  vocab_size: number;
-  rope_theta: number;
-  rms_norm_eps: number;
-  tie_word_embeddings: boolean;
-  /** Must be 'silu' when present. */
-  hidden_act?: string;
-}
+export type { Qwen2Config };
 
 export interface ModelOptions {
   /** Device label used in out-of-memory errors, e.g. 'cpu:3' (default 'cpu:0'). */

@@ -2,8 +2,9 @@
 // imports it from here; the per-area interfaces live beside the code that wraps them.
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
+
+import { repoRoot } from '../core/repo-root.js';
 
 /** What the addon was built with, and what CUDA devices this process can see. */
 export interface BuildInfo {
@@ -35,18 +36,6 @@ export interface SystemApi {
 // Extended by the comm and kernels modules through declaration merging.
 // eslint-disable-next-line @typescript-eslint/no-empty-object-type
 export interface NativeAddon extends SystemApi {}
-
-/** The repository root, found from this file whether it runs from source or from dist/. */
-export const repoRoot = (() => {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir)
-      throw new Error('cannot find the longctx repository root above ' + fileURLToPath(import.meta.url));
-    dir = up;
-  }
-  return dir;
-})();
 
 export const addonPath = resolve(repoRoot, 'build/native/Release/longctx.node');
 

@@ -1,7 +1,7 @@
 // Ring attention (context parallelism) as JavaScript sees it: the shard each rank holds and the
 // binding that runs one forward and backward over a rank's tokens (src/ring/ring_attention.h).
 import type { Communicator } from './comm.js';
-import { zigzagPositions } from './zigzag.js';
+import { zigzagPositions } from '../core/zigzag.js';
 
 /** zigzag: rank r holds chunks r and 2N-1-r (balanced); contiguous: chunks 2r and 2r+1 (for comparison). */
 export type Sharding = 'zigzag' | 'contiguous';

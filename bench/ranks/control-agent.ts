@@ -4,11 +4,11 @@
 // through the same call an agent makes (recovery.ts finishAttempt), which frees the devices for
 // the next placement. No processes are launched. Runs in its own process, as an agent would, so
 // its work does not share the scheduler's event loop.
-import { connectRedis } from '../../orchestrator/queue/job-queue.js';
-import { watchJobEvents } from '../../orchestrator/queue/events.js';
-import { PendingQueue } from '../../orchestrator/queue/pending.js';
-import { ControlStore } from '../../orchestrator/queue/store.js';
-import { finishAttempt } from '../../orchestrator/recovery.js';
+import { connectRedis } from '../../control/job-queue.js';
+import { watchJobEvents } from '../../control/events.js';
+import { PendingQueue } from '../../control/pending.js';
+import { ControlStore } from '../../control/store.js';
+import { finishAttempt } from '../../control/recovery.js';
 import { exitWithParent, report } from '../../worker-native/host/rank-processes.js';
 
 export interface ControlAgentJob {

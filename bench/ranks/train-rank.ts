@@ -8,7 +8,7 @@ import { exitWithParent, finish, report } from '../../worker-native/host/rank-pr
 import type { Qwen2Config } from '../../worker-native/model.js';
 import { native } from '../../worker-native/native.js';
 import { createTrainer } from '../../worker-native/trainer.js';
-import { zigzagPositions } from '../../worker-native/zigzag.js';
+import { zigzagPositions } from '../../core/zigzag.js';
 
 export interface TrainBenchJob {
   rank: number;

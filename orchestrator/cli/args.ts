@@ -3,12 +3,10 @@
 // and the options every command that talks to the server shares.
 import { isAbsolute, resolve } from 'node:path';
 
-import { parseArgs, UsageError } from '../../data/commands.js';
-import { repoRoot } from '../../worker-native/native.js';
+import { parseArgs, UsageError, type FlagKind } from '../../core/args.js';
+import { repoRoot } from '../../core/repo-root.js';
 
-export { UsageError };
-
-export type FlagKind = 'string' | 'boolean';
+export { UsageError, type FlagKind };
 
 export const DEFAULT_GRPC_PORT = 7170;
 export const DEFAULT_HTTP_PORT = 7171;

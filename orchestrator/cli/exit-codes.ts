@@ -18,6 +18,8 @@ export const ExitCode = {
   JOB_FAILED: 6,
   /** `watch` (and `submit --watch`): the job ended CANCELLED. */
   JOB_CANCELLED: 7,
+  /** `plan`: the job fits the GPUs its spec names (resources.accelerators), but this node (or, with --remote, no node) has them. */
+  DEVICES_MISSING: 8,
   /** Interrupted (Ctrl-C) while waiting. */
   INTERRUPTED: 130,
 } as const;
@@ -29,6 +31,7 @@ export const EXIT_CODES_HELP = `Exit codes:
   1  failure (I/O, server)      5  refused: invalid spec, plan does not fit, cannot cancel/resume
   2  usage error                6  watched job ended FAILED
   3  server unreachable         7  watched job ended CANCELLED
+                                8  plan fits, but no node here has the GPUs the spec names
 `;
 
 export class CliError extends Error {

@@ -1,18 +1,18 @@
-// A job's run folder, runs/<job>/ (logs/rank-<r>.log, checkpoints/step-…): where the CLI reads
-// logs and checkpoints from, on the machine that ran the job.
+// A job's run folder as the CLI reads it (logs, checkpoints), on the machine that ran the job. The
+// layout and the job-id rule are core/run-folder.ts's; this adds the CLI's errors and exit codes.
 import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
+import { isJobId, rankOfLogName, runFolder as runFolderOf } from '../../core/run-folder.js';
 import { CliError, ExitCode } from './exit-codes.js';
 
-/** Job ids are names, numbers and hex (queue/job-queue.ts): never a path. */
-const JOB_ID = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+export { rankLogPath } from '../../core/run-folder.js';
 
 export function runFolder(runsDir: string, jobId: string): string {
-  if (!JOB_ID.test(jobId))
+  if (!isJobId(jobId))
     throw new CliError(ExitCode.USAGE, `'${jobId}' is not a job id: 'longctx ls' lists the jobs`);
-  const dir = join(runsDir, jobId);
+  const dir = runFolderOf(runsDir, jobId).dir;
   if (!existsSync(dir))
     throw new CliError(
       ExitCode.NOT_FOUND,
@@ -25,12 +25,7 @@ export function runFolder(runsDir: string, jobId: string): string {
 export async function loggedRanks(runDir: string): Promise<number[]> {
   const names = await readdir(join(runDir, 'logs')).catch(() => [] as string[]);
   return names
-    .map((n) => /^rank-(\d+)\.log$/.exec(n))
-    .filter((m) => m !== null)
-    .map((m) => Number(m[1]))
+    .map(rankOfLogName)
+    .filter((r) => r !== undefined)
     .sort((a, b) => a - b);
-}
-
-export function rankLogPath(runDir: string, rank: number): string {
-  return join(runDir, 'logs', `rank-${rank}.log`);
 }

@@ -1,7 +1,7 @@
 // One job: its header (state, progress, loss, tokens/s, MFU, ETA, restarts), the loss and
 // throughput charts, the per-rank time and memory panels, the zigzag shard map and the timeline,
 // all kept current from the job's event stream.
-import type { JobEvent } from '../queue/events.js';
+import type { JobEvent } from '../../control/events.js';
 import type { WorkerEventRecord } from '../telemetry/history.js';
 import type { StepSummary } from '../telemetry/step-aggregator.js';
 import { addStep, type JobDetail, type JobRow } from '../http/views.js';

@@ -10,7 +10,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Redis } from 'ioredis';
 
-import type { JobQueue } from '../queue/job-queue.js';
+import type { JobQueue } from '../../control/job-queue.js';
 import type { TelemetryHistory } from '../telemetry/history.js';
 import { isAdminToken, isAuthorized, tokenCookie } from './auth.js';
 import { DashboardApi } from './dashboard-api.js';

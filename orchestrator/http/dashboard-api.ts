@@ -6,9 +6,9 @@
 // a client misses nothing and sees nothing twice.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
-import type { JobEvent } from '../queue/events.js';
-import type { JobQueue } from '../queue/job-queue.js';
-import type { JobRecord } from '../queue/job-record.js';
+import type { JobEvent } from '../../control/events.js';
+import type { JobQueue } from '../../control/job-queue.js';
+import type { JobRecord } from '../../control/job-record.js';
 import type { TelemetryHistory, WorkerEventRecord } from '../telemetry/history.js';
 import type { LiveFeed, LiveUpdate } from './live-feed.js';
 import { SseStream } from './sse.js';

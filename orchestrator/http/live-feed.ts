@@ -4,8 +4,8 @@
 // connections does not grow with the number of open dashboards.
 import type { Redis } from 'ioredis';
 
-import { parseJobEvent, type JobEvent } from '../queue/events.js';
-import type { Keys } from '../queue/keys.js';
+import { parseJobEvent, type JobEvent } from '../../control/events.js';
+import type { Keys } from '../../control/keys.js';
 import type { TelemetryHistory, TelemetryUpdate } from '../telemetry/history.js';
 
 export type LiveUpdate = { kind: 'job'; event: JobEvent } | { kind: 'telemetry'; update: TelemetryUpdate };

@@ -6,9 +6,9 @@
 // started, as Prometheus histograms do; rate() over them is what dashboards use.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-import type { JobQueue } from '../queue/job-queue.js';
-import { JOB_STATES, TERMINAL_STATES, WAITING_STATES, type JobRecord } from '../queue/job-record.js';
-import { freeDevices } from '../queue/store.js';
+import type { JobQueue } from '../../control/job-queue.js';
+import { JOB_STATES, TERMINAL_STATES, WAITING_STATES, type JobRecord } from '../../control/job-record.js';
+import { freeDevices } from '../../control/store.js';
 import type { TelemetryHistory } from '../telemetry/history.js';
 import type { StepSummary } from '../telemetry/step-aggregator.js';
 import type { LiveFeed } from './live-feed.js';

@@ -3,8 +3,8 @@
 // per-rank split, state changes, worker events). These types are the contract between the HTTP
 // side and orchestrator/dashboard/, which imports them as types only.
 import type { PlanResult } from '../plan/planner.js';
-import type { JobEvent } from '../queue/events.js';
-import type { JobRecord, JobState } from '../queue/job-record.js';
+import type { JobEvent } from '../../control/events.js';
+import type { JobRecord, JobState } from '../../control/job-record.js';
 import type { JobProgress, WorkerEventRecord } from '../telemetry/history.js';
 import type { StepSummary } from '../telemetry/step-aggregator.js';
 

@@ -4,7 +4,7 @@
 //   linear layers: 2 FLOPs per weight per token forward, 4 backward (dX and dW)
 //   causal attention per layer: QKᵀ and P·V over the S²/2 visible pairs: 2·S²·hidden forward,
 //   twice that backward
-import type { ModelConfig } from '../spec/presets.js';
+import type { ModelConfig } from '../../core/model-config.js';
 
 /** Weights that take part in matrix products (embedding lookups do not; a tied LM head does). */
 export function matmulParameters(c: ModelConfig): number {

@@ -4,21 +4,11 @@
 // rounding. Replaying the schedule, rather than summing a formula, gets the peak right: it is
 // reached at a particular moment (the deepest point of the backward, say), not by everything at
 // once. A test runs the real trainer on several configurations and holds this to its measured peak.
-import type { ActivationCheckpointing, Offload, Precision } from '../spec/job-spec.js';
-import type { ModelConfig } from '../spec/presets.js';
+import type { ActivationCheckpointing, Offload, Precision } from '../../core/policies.js';
+import type { ModelConfig } from '../../core/model-config.js';
+import { CATEGORIES, type Category } from '../../core/reports.js';
 
-export type Category =
-  'weights' | 'gradients' | 'optimizer' | 'activations' | 'ring_buffers' | 'cross_entropy' | 'workspace';
-
-export const CATEGORIES: Category[] = [
-  'weights',
-  'gradients',
-  'optimizer',
-  'activations',
-  'ring_buffers',
-  'cross_entropy',
-  'workspace',
-];
+export { CATEGORIES, type Category };
 
 export type Breakdown = Record<Category, number>;
 

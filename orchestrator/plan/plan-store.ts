@@ -2,7 +2,7 @@
 // device memory against it, the watchdog scales its limits by its step time.
 import type { Redis } from 'ioredis';
 
-import type { Keys } from '../queue/keys.js';
+import type { Keys } from '../../control/keys.js';
 import type { PlanResult } from './planner.js';
 
 export class PlanStore {

@@ -3,9 +3,11 @@
 // fastest combination whose predicted peak fits the device budget with a safety margin; an
 // explicit choice is checked. A spec that fits under no choice is rejected with the smallest
 // change that would make it fit.
-import type { ActivationCheckpointing, JobSpec, Offload } from '../spec/job-spec.js';
-import type { ModelConfig } from '../spec/presets.js';
-import { zigzagPlan, type ZigzagShard } from '../../worker-native/zigzag.js';
+import type { JobSpec } from '../../core/job-spec.js';
+import type { ActivationCheckpointing, Offload } from '../../core/policies.js';
+import type { ModelConfig } from '../../core/model-config.js';
+import type { PlanSummary } from '../../core/reports.js';
+import { zigzagPlan, type ZigzagShard } from '../../core/zigzag.js';
 import type { DeviceProfile } from './devices.js';
 import { trainingFlopsPerStep } from './flops.js';
 import { parameterLayout, predictMemory, type MemoryPrediction } from './memory-model.js';
@@ -233,5 +235,27 @@ export function planJob(spec: JobSpec, device: DeviceProfile, largestNodeDevices
     candidates,
     notes,
     suggestion,
+  };
+}
+
+/** What a plan says, in the shape every reader shares (core/reports.ts PlanSummary). */
+export function planSummary(plan: Omit<PlanResult, 'candidates'>): PlanSummary {
+  return {
+    activationCheckpointing: plan.activationCheckpointing,
+    offload: plan.offload,
+    perRank: { ...plan.memory.breakdown },
+    peakBytes: plan.memory.peak,
+    hostBytes: plan.memory.host,
+    budgetBytes: plan.budgetBytes,
+    stepSeconds: plan.stepSeconds,
+    totalSeconds: plan.totalSeconds,
+    modelFlopsPerStep: plan.flopsPerStep,
+    shards: plan.shards.map((s) => ({
+      rank: s.rank,
+      chunks: [...s.chunks],
+      starts: [...s.starts],
+      chunkTokens: s.chunkTokens,
+    })),
+    notes: [...plan.notes],
   };
 }

@@ -1,7 +1,6 @@
-// The Control gRPC service: what the CLI and the dashboard ask of the orchestrator. Submitting a
-// job runs every check before anything is queued: the spec itself (orchestrator/spec), its data
-// file, the nodes that could run it, and the planner's memory verdict; `auto` policies are
-// resolved here, so the workers receive a concrete plan.
+// The Control gRPC service: what the CLI and the dashboard ask of the orchestrator. Submitting or
+// planning a job goes through admission (orchestrator/plan/admission.ts) for the registered nodes;
+// nothing is queued unless it passes, and the queued spec has its `auto` policies resolved.
 import {
   Metadata,
   status,
@@ -11,24 +10,20 @@ import {
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import { timingSafeEqual } from 'node:crypto';
-import { readdir, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { checkDataFile } from '../../data/validate.js';
-import { longctx } from '../../proto/services.js';
-import { cpuProfile, gpuProfileFor, type DeviceProfile } from '../plan/devices.js';
-import type { PlanStore } from '../plan/plan-store.js';
-import { maxContext, planJob, type PlanResult } from '../plan/planner.js';
-import type { JobQueue } from '../queue/job-queue.js';
-import { fromProtoJobState, isTerminal, toJobSummary, type JobRecord } from '../queue/job-record.js';
-import type { NodeStatus } from '../queue/store.js';
-import type { FieldError, JobSpec } from '../spec/job-spec.js';
-import { parseSpec } from '../spec/validate.js';
-import type { TelemetryHistory, TelemetryUpdate, WorkerEventRecord } from '../telemetry/history.js';
-import { EVENT_KINDS } from '../telemetry/telemetry-service.js';
-import type { StepSummary } from '../telemetry/step-aggregator.js';
-import { parseCheckpointFolderName } from '../../checkpoints/manifest.js';
+import { MANIFEST_FILE } from '../../checkpoints/commit.js';
 import { listCheckpoints } from '../../checkpoints/validate.js';
+import { runFolder } from '../../core/run-folder.js';
+import { planToProto, stepSummaryToProto, workerEventToProto } from '../../proto/convert.js';
+import { longctx } from '../../proto/services.js';
+import { admit, type Admission } from '../plan/admission.js';
+import type { PlanStore } from '../plan/plan-store.js';
+import { planSummary } from '../plan/planner.js';
+import type { JobQueue } from '../../control/job-queue.js';
+import { fromProtoJobState, isTerminal, toJobSummary, type JobRecord } from '../../control/job-record.js';
+import type { TelemetryHistory, TelemetryUpdate } from '../telemetry/history.js';
 
 export interface ControlServiceOptions {
   queue: JobQueue;
@@ -41,151 +36,12 @@ export interface ControlServiceOptions {
   subscribe(channel: string, onMessage: (message: string) => void): Promise<() => Promise<void>>;
 }
 
-/**
- * A CPU node that did not measure its sgemm rate (its agent ran with measuring off) is planned
- * at this rate: about a third of one modern core's single-thread sgemm, so step-time estimates
- * err long. Agents measure by default (`longctx server`, `agent-main --measure-sgemm`).
- */
-export const UNMEASURED_CPU_GFLOPS = 50;
-
-/** The device a job would be planned for: the most constrained one among nodes that can hold it. */
-export function planningDevice(
-  nodes: NodeStatus[],
-  devices: number,
-): { device: DeviceProfile; largest: number } | undefined {
-  const alive = nodes.filter((n) => n.alive);
-  const pool = alive.length > 0 ? alive : nodes;
-  if (pool.length === 0) return undefined;
-  const largest = Math.max(...pool.map((n) => n.devices));
-  const eligible = pool.filter((n) => n.devices >= devices);
-  const node = (eligible.length > 0 ? eligible : pool).reduce((a, b) =>
-    Math.min(...b.deviceMemoryBytes) < Math.min(...a.deviceMemoryBytes) ? b : a,
-  );
-  const memory = Math.min(...node.deviceMemoryBytes);
-  const device =
-    node.kind === 'cuda'
-      ? (gpuProfileFor(node.deviceNames[0] ?? '', memory) ??
-        cpuProfile(memory, node.sgemmGflops ?? UNMEASURED_CPU_GFLOPS))
-      : cpuProfile(memory, node.sgemmGflops ?? UNMEASURED_CPU_GFLOPS);
-  return { device, largest };
-}
-
-export function toProtoPlan(plan: Omit<PlanResult, 'candidates'>): longctx.IPlan {
-  const b = plan.memory.breakdown;
-  return {
-    activationCheckpointing: plan.activationCheckpointing,
-    offload: plan.offload,
-    perRank: {
-      weights: b.weights,
-      gradients: b.gradients,
-      optimizer: b.optimizer,
-      activations: b.activations,
-      ringBuffers: b.ring_buffers,
-      crossEntropy: b.cross_entropy,
-      workspace: b.workspace,
-      total: plan.memory.peak,
-      host: plan.memory.host,
-    },
-    deviceBudgetBytes: plan.budgetBytes,
-    stepSeconds: plan.stepSeconds,
-    totalSeconds: plan.totalSeconds,
-    modelFlopsPerStep: plan.flopsPerStep,
-    shards: plan.shards.map((s) => ({
-      rank: s.rank,
-      chunks: s.chunks,
-      tokenStart: s.starts,
-      chunkTokens: s.chunkTokens,
-    })),
-    notes: plan.notes,
-  };
-}
-
-export function toProtoStep(jobId: string, s: StepSummary): longctx.IStepReport {
-  const sum = (f: (r: StepSummary['ranks'][number]) => number) =>
-    s.ranks.reduce((a, r) => a + f(r), 0) / Math.max(1, s.ranks.length);
-  return {
-    jobId,
-    step: s.step,
-    loss: s.loss,
-    tokens: s.tokens,
-    lr: s.lr,
-    gradNorm: s.gradNorm,
-    stepSeconds: s.stepSeconds,
-    phases: { compute: sum((r) => r.compute), commWait: sum((r) => r.commWait) },
-    deviceBytesPeak: Math.max(0, ...s.ranks.map((r) => r.deviceBytesPeak)),
-    timeMs: s.timeMs,
-  };
-}
-
-const PROTO_EVENT_KINDS = new Map(Object.entries(EVENT_KINDS).map(([proto, name]) => [name, Number(proto)]));
-
-/** A worker event from the history as GetJob and WatchJob send it. */
-export function toProtoEvent(jobId: string, e: WorkerEventRecord): longctx.IWorkerEvent {
-  return {
-    kind: PROTO_EVENT_KINDS.get(e.kind) ?? longctx.WorkerEvent.Kind.KIND_UNSPECIFIED,
-    jobId,
-    rank: e.rank,
-    step: e.step,
-    message: e.message,
-    timeMs: e.timeMs,
-    ...(e.checkpoint
-      ? {
-          checkpoint: {
-            step: e.checkpoint.step,
-            path: e.checkpoint.path,
-            bytes: e.checkpoint.bytes,
-            saveSeconds: e.checkpoint.saveSeconds,
-            valid: true,
-          },
-        }
-      : {}),
-  };
-}
-
-type Verdict =
-  { ok: true; spec: JobSpec; plan: PlanResult } | { ok: false; errors: FieldError[]; plan?: PlanResult };
-
 export class ControlService {
   constructor(private readonly o: ControlServiceOptions) {}
 
-  /** Everything short of queueing: spec, data file, nodes, plan. */
-  async check(specYaml: string, specPath: string): Promise<Verdict> {
-    const parsed = parseSpec(specYaml, specPath || '<spec>');
-    if (!parsed.ok) return parsed;
-    const spec = parsed.spec;
-    const errors: FieldError[] = [];
-    const data = await checkDataFile(spec.data.path, {
-      seqLen: spec.seq_len,
-      sequencesNeeded: spec.steps * spec.grad_accumulation,
-      modelVocabSize: spec.model.config.vocab_size,
-    });
-    if (!data.ok) errors.push({ path: 'data.path', reason: data.error });
-    const target = planningDevice(await this.o.queue.nodes(), spec.devices);
-    if (!target)
-      return {
-        ok: false,
-        errors: [
-          ...errors,
-          { path: 'devices', reason: `${spec.devices} requested but no node agent has registered` },
-        ],
-      };
-    if (spec.devices > target.largest) {
-      errors.push({
-        path: 'devices',
-        reason: `${spec.devices} requested but the largest node has ${target.largest}`,
-      });
-      return { ok: false, errors };
-    }
-    const plan = planJob(spec, target.device, target.largest);
-    if (!plan.feasible) {
-      errors.push({ path: 'seq_len', reason: `does not fit in device memory: ${plan.suggestion ?? ''}` });
-    }
-    if (errors.length > 0) return { ok: false, errors, plan };
-    return {
-      ok: true,
-      spec: { ...spec, activation_checkpointing: plan.activationCheckpointing, offload: plan.offload },
-      plan,
-    };
+  /** Everything short of queueing (orchestrator/plan/admission.ts), for the registered nodes. */
+  async check(specYaml: string, specPath: string, maxContext = false): Promise<Admission> {
+    return admit(specYaml, specPath, await this.o.queue.nodes(), { checkData: true, maxContext });
   }
 
   private authorized(metadata: Metadata): boolean {
@@ -226,20 +82,12 @@ export class ControlService {
     };
   }
 
+  /** The job's published checkpoints, oldest first; valid = its manifest is there (not re-hashed). */
   private async checkpoints(jobId: string): Promise<longctx.ICheckpointInfo[]> {
-    const dir = join(this.o.runsDir, jobId, 'checkpoints');
-    const names = await readdir(dir).catch(() => [] as string[]);
     const out: longctx.ICheckpointInfo[] = [];
-    for (const name of names.sort()) {
-      const step = parseCheckpointFolderName(name);
-      if (step === undefined) continue;
-      const manifest = await stat(join(dir, name, 'manifest.json')).catch(() => undefined);
-      out.push({
-        step,
-        path: join(dir, name),
-        valid: manifest !== undefined,
-        writtenAtMs: manifest?.mtimeMs ?? 0,
-      });
+    for (const { step, dir } of (await listCheckpoints(this.checkpointsDir(jobId))).reverse()) {
+      const manifest = await stat(join(dir, MANIFEST_FILE)).catch(() => undefined);
+      out.push({ step, path: dir, valid: manifest !== undefined, writtenAtMs: manifest?.mtimeMs ?? 0 });
     }
     const saved = (await this.o.history.workerEvents(jobId)).filter(
       (e) => e.kind === 'checkpoint-saved' && e.checkpoint,
@@ -254,45 +102,38 @@ export class ControlService {
     return out;
   }
 
+  private checkpointsDir(jobId: string): string {
+    return runFolder(this.o.runsDir, jobId).checkpointsDir;
+  }
+
   implementation(): UntypedServiceImplementation {
     return {
       submitJob: this.unary<longctx.SubmitJobRequest, longctx.ISubmitJobResponse>(async (req) => {
         const verdict = await this.check(req.specYaml, req.specPath);
-        if (!verdict.ok)
+        if (!verdict.ok || !verdict.spec || !verdict.plan)
           return {
             accepted: false,
             errors: verdict.errors,
-            ...(verdict.plan ? { plan: toProtoPlan(verdict.plan) } : {}),
+            ...(verdict.plan ? { plan: planToProto(planSummary(verdict.plan)) } : {}),
           };
-        const submitted = await this.o.queue.submit({
+        const job = await this.o.queue.submit({
           spec: verdict.spec,
           specYaml: req.specYaml,
           ...(req.specPath ? { specPath: req.specPath } : {}),
         });
-        if (!submitted.ok) return { accepted: false, errors: submitted.errors };
-        await this.o.plans.save(submitted.job.id, verdict.plan);
-        return { accepted: true, jobId: submitted.job.id, plan: toProtoPlan(verdict.plan) };
+        await this.o.plans.save(job.id, verdict.plan);
+        return { accepted: true, jobId: job.id, plan: planToProto(planSummary(verdict.plan)) };
       }),
       planJob: this.unary<longctx.PlanJobRequest, longctx.IPlanJobResponse>(async (req) => {
-        const verdict = await this.check(req.specYaml, req.specPath);
-        const response: longctx.IPlanJobResponse = {
-          feasible: verdict.ok,
-          errors: verdict.ok ? [] : verdict.errors,
-        };
+        const verdict = await this.check(req.specYaml, req.specPath, req.maxContext);
         const plan = verdict.plan;
-        if (plan) {
-          response.plan = toProtoPlan(plan);
-          if (plan.suggestion) response.suggestion = plan.suggestion;
-        }
-        if (req.maxContext && verdict.ok) {
-          const target = planningDevice(await this.o.queue.nodes(), verdict.spec.devices);
-          if (target)
-            response.maxSeqLen = maxContext(
-              { ...verdict.spec, activation_checkpointing: 'auto', offload: 'auto' },
-              target.device,
-            );
-        }
-        return response;
+        return {
+          feasible: verdict.ok,
+          errors: verdict.errors,
+          ...(plan ? { plan: planToProto(planSummary(plan)) } : {}),
+          ...(plan?.suggestion ? { suggestion: plan.suggestion } : {}),
+          ...(verdict.maxSeqLen !== undefined ? { maxSeqLen: verdict.maxSeqLen } : {}),
+        };
       }),
       listJobs: this.unary<longctx.ListJobsRequest, longctx.IListJobsResponse>(async (req) => {
         const states = req.states.map((s) => fromProtoJobState(s)).filter((s) => s !== undefined);
@@ -308,10 +149,10 @@ export class ControlService {
         return {
           summary: await this.summary(job),
           specYaml: job.specYaml,
-          ...(plan ? { plan: toProtoPlan(plan) } : {}),
+          ...(plan ? { plan: planToProto(planSummary(plan)) } : {}),
           checkpoints: await this.checkpoints(job.id),
-          recentSteps: steps.map((s) => toProtoStep(job.id, s)),
-          events: events.map((e) => toProtoEvent(job.id, e)),
+          recentSteps: steps.map((s) => stepSummaryToProto(job.id, s)),
+          events: events.map((e) => workerEventToProto(job.id, e)),
         };
       }),
       cancelJob: this.unary<longctx.CancelJobRequest, longctx.ICancelJobResponse>(async (req) => {
@@ -332,7 +173,7 @@ export class ControlService {
         if (!r.resumed) return response;
         // What the agent will find: the newest published checkpoint. It verifies the checksums
         // when the attempt starts (reading every byte) and falls back to an older one if needed.
-        const [newest] = await listCheckpoints(join(this.o.runsDir, req.jobId, 'checkpoints'));
+        const [newest] = await listCheckpoints(this.checkpointsDir(req.jobId));
         return {
           ...response,
           ...(newest ? { fromStep: newest.step, checkpoint: newest.dir } : {}),
@@ -383,8 +224,8 @@ export class ControlService {
       await this.o.subscribe(this.o.history.channel(jobId), (message) => {
         if (ended) return;
         const update = JSON.parse(message) as TelemetryUpdate;
-        if (update.type === 'step') call.write({ step: toProtoStep(jobId, update.step) });
-        else call.write({ event: toProtoEvent(jobId, update.event) });
+        if (update.type === 'step') call.write({ step: stepSummaryToProto(jobId, update.step) });
+        else call.write({ event: workerEventToProto(jobId, update.event) });
       }),
     );
     await sendSummary();

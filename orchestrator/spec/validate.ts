@@ -6,8 +6,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 
-import type { FieldError, JobSpec, SpecResult } from './job-spec.js';
-import { MODEL_PRESETS, type ModelConfig } from './presets.js';
+import type { FieldError, JobSpec, SpecResult } from '../../core/job-spec.js';
+import { acceleratorModel, type AcceleratorRequest } from '../../core/devices.js';
+import { MODEL_PRESETS, type ModelConfig } from '../../core/model-config.js';
+import { knownAcceleratorModels } from '../plan/devices.js';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
@@ -29,6 +31,7 @@ const TOP_FIELDS = [
   'data',
   'seq_len',
   'devices',
+  'resources',
   'precision',
   'optimizer',
   'schedule',
@@ -248,6 +251,53 @@ function readModel(r: Reader, raw: Json | undefined, baseDir: string): JobSpec['
   };
 }
 
+const ACCELERATORS_FORM = "must be 'NAME:COUNT' (e.g. H200:8) or a mapping with one entry (e.g. {H200: 8})";
+
+/**
+ * `resources: {accelerators: H200:8}`, SkyPilot's spelling (`H200` alone means one), or
+ * `{accelerators: {H200: 8}}`. The model must be one the planner has a datasheet for.
+ */
+function readAccelerators(r: Reader, raw: Json | undefined): AcceleratorRequest | undefined {
+  const resources = r.object(raw, 'resources', ['accelerators']);
+  if (!resources) return undefined;
+  const value = resources.accelerators;
+  const path = 'resources.accelerators';
+  let name: string | undefined;
+  let count: Json | undefined = 1;
+  if (value === undefined || value === null) {
+    r.error(path, `is required in 'resources' (${ACCELERATORS_FORM.replace('must be ', '')})`);
+    return undefined;
+  }
+  if (typeof value === 'string') {
+    const m = /^\s*([^:\s]+)\s*(?::\s*(\S+)\s*)?$/.exec(value);
+    if (!m) {
+      r.error(path, `${ACCELERATORS_FORM}, got '${value}'`);
+      return undefined;
+    }
+    name = m[1]!;
+    if (m[2] !== undefined) count = /^\d+$/.test(m[2]) ? Number(m[2]) : m[2];
+  } else if (typeof value === 'object' && !Array.isArray(value) && Object.keys(value).length === 1) {
+    [[name, count]] = Object.entries(value) as [[string, Json]];
+  } else {
+    r.error(path, `${ACCELERATORS_FORM}, got ${describe(value)}`);
+    return undefined;
+  }
+  const known = knownAcceleratorModels();
+  const model = acceleratorModel(name);
+  if (model === undefined || !known.includes(model)) {
+    r.error(
+      path,
+      `'${name}' is not a GPU the planner has datasheet numbers for (${known.join(', ')}); without GPUs, give 'devices: N' for N emulated CPU devices`,
+    );
+    return undefined;
+  }
+  if (typeof count !== 'number' || !Number.isInteger(count) || count < 1 || count > 1024) {
+    r.error(path, `the count of ${name} must be a whole number from 1 to 1024, got ${describe(count)}`);
+    return undefined;
+  }
+  return { name, count };
+}
+
 /** Validates a parsed spec object. `baseDir` resolves relative paths (the YAML file's folder). */
 export function validateSpecObject(raw: Json, baseDir: string): SpecResult {
   const errors: FieldError[] = [];
@@ -272,7 +322,19 @@ export function validateSpecObject(raw: Json, baseDir: string): SpecResult {
   const dataPath = r.string(dataObj, 'path', 'data', { required: dataObj !== undefined });
 
   const seqLen = r.number(top, 'seq_len', '', { int: true, min: 2, required: true });
-  const devices = r.number(top, 'devices', '', { int: true, min: 1, max: 1024, required: true });
+  const accelerators = readAccelerators(r, top.resources);
+  let devices = r.number(top, 'devices', '', {
+    int: true,
+    min: 1,
+    max: 1024,
+    required: top.resources === undefined,
+  });
+  if (accelerators && devices !== undefined && devices !== accelerators.count)
+    r.error(
+      'devices',
+      `${devices}, but resources.accelerators asks for ${accelerators.count} × ${accelerators.name}: give the same number or leave 'devices' out`,
+    );
+  devices = accelerators?.count ?? devices;
   if (seqLen !== undefined && devices !== undefined && seqLen % (2 * devices) !== 0) {
     r.error(
       'seq_len',
@@ -338,6 +400,11 @@ export function validateSpecObject(raw: Json, baseDir: string): SpecResult {
   const priority = r.number(top, 'priority', '', { int: true, min: 0, max: 100, fallback: 0 });
   const seed = r.number(top, 'seed', '', { int: true, min: 0, fallback: 1234 });
   const deviceMemory = r.number(top, 'device_memory', '', { int: true, exclusiveMin: 0 });
+  if (accelerators && deviceMemory !== undefined)
+    r.error(
+      'device_memory',
+      "sets the budget of emulated CPU devices; a job that names resources.accelerators has the GPUs' memory",
+    );
 
   if (errors.length > 0 || !model || !name || !dataPath || !seqLen || !devices || !steps) {
     return { ok: false, errors };
@@ -348,6 +415,7 @@ export function validateSpecObject(raw: Json, baseDir: string): SpecResult {
     data: { path: resolvePath(baseDir, dataPath) },
     seq_len: seqLen,
     devices,
+    ...(accelerators ? { resources: { accelerators } } : {}),
     precision: precision ?? 'fp32',
     optimizer: { lr: lr!, betas, eps: eps!, weight_decay: weightDecay!, grad_clip: gradClip! },
     schedule: { kind, warmup_steps: warmup!, min_lr: minLr! },

@@ -4,22 +4,14 @@
 // Live watchers get every new step and worker event on one pub/sub channel per job.
 import type { Redis } from 'ioredis';
 
-import type { Keys } from '../queue/keys.js';
-import type { StepSummary } from './step-aggregator.js';
+import type { Keys } from '../../control/keys.js';
+import type { StepSummary, WorkerEventRecord } from '../../core/reports.js';
+
+export type { WorkerEventRecord };
 
 /** Steps kept per job: enough for a loss curve over a long run, bounded in memory. */
 export const STEP_HISTORY_LIMIT = 20_000;
 export const WORKER_EVENT_LIMIT = 2_000;
-
-export interface WorkerEventRecord {
-  kind: 'started' | 'checkpoint-saved' | 'resumed' | 'warning' | 'error' | 'finished';
-  rank: number;
-  attempt: number;
-  step: number;
-  message: string;
-  timeMs: number;
-  checkpoint?: { step: number; path: string; bytes: number; saveSeconds: number };
-}
 
 export interface JobProgress {
   step: number;

@@ -1,53 +1,10 @@
 // Turns the per-rank step reports of one attempt into one record per step: the loss and tokens
 // every rank agrees on, the step time of the slowest rank, tokens/s and MFU, and the per-rank
 // split of time into compute, communication wait and the rest, with stragglers flagged.
+import type { RankStep, RankSummary, StepSummary } from '../../core/reports.js';
 import { mfu } from '../plan/flops.js';
 
-export interface RankStep {
-  rank: number;
-  step: number;
-  loss: number;
-  tokens: number;
-  lr: number;
-  gradNorm: number;
-  stepSeconds: number;
-  compute: number;
-  commWait: number;
-  data: number;
-  optimizer: number;
-  checkpoint: number;
-  deviceBytesCurrent: number;
-  deviceBytesPeak: number;
-  hostBytes: number;
-  bytesSent: number;
-  timeMs: number;
-}
-
-export interface RankSummary {
-  rank: number;
-  compute: number;
-  commWait: number;
-  /** Step time not spent computing or waiting on communication: data, optimizer, checkpoint, overhead. */
-  other: number;
-  deviceBytesPeak: number;
-  deviceBytesCurrent: number;
-  straggler: boolean;
-}
-
-export interface StepSummary {
-  step: number;
-  loss: number;
-  tokens: number;
-  lr: number;
-  gradNorm: number;
-  /** The slowest rank's step time: the gang moves at its pace. */
-  stepSeconds: number;
-  tokensPerSecond: number;
-  mfu: number;
-  timeMs: number;
-  ranks: RankSummary[];
-  stragglers: number[];
-}
+export type { RankStep, RankSummary, StepSummary };
 
 export interface AggregatorOptions {
   worldSize: number;

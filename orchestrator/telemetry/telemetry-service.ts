@@ -6,11 +6,12 @@
 import { status, type ServerDuplexStream, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { timingSafeEqual } from 'node:crypto';
 
+import { rankStepFromProto, workerEventFromProto } from '../../proto/convert.js';
 import { longctx } from '../../proto/services.js';
 import { trainingFlopsPerStep } from '../plan/flops.js';
-import type { JobRecord } from '../queue/job-record.js';
-import type { TelemetryHistory, WorkerEventRecord } from './history.js';
-import { StepAggregator, type RankStep } from './step-aggregator.js';
+import type { JobRecord } from '../../control/job-record.js';
+import type { TelemetryHistory } from './history.js';
+import { StepAggregator } from './step-aggregator.js';
 
 type Call = ServerDuplexStream<longctx.TelemetryMessage, longctx.ITelemetryCommand>;
 
@@ -22,16 +23,6 @@ export interface TelemetryServiceOptions {
   peakFlopsPerDevice(node: string): Promise<number>;
   log?(message: string): void;
 }
-
-/** Worker event kinds as the proto numbers them → as the history names them. */
-export const EVENT_KINDS: Record<number, WorkerEventRecord['kind']> = {
-  [longctx.WorkerEvent.Kind.KIND_STARTED]: 'started',
-  [longctx.WorkerEvent.Kind.KIND_CHECKPOINT_SAVED]: 'checkpoint-saved',
-  [longctx.WorkerEvent.Kind.KIND_RESUMED]: 'resumed',
-  [longctx.WorkerEvent.Kind.KIND_WARNING]: 'warning',
-  [longctx.WorkerEvent.Kind.KIND_ERROR]: 'error',
-  [longctx.WorkerEvent.Kind.KIND_FINISHED]: 'finished',
-};
 
 function sameSecret(a: string, b: string): boolean {
   const x = Buffer.from(a);
@@ -149,50 +140,14 @@ export class TelemetryService {
           this.reportsIngested++;
           await this.options.history.heard(who.jobId, who.attempt, who.rank, Date.now());
           if (message.body === 'step' && message.step && job) {
-            const s = message.step;
-            const phases = s.phases ?? {};
-            const report: RankStep = {
-              rank: who.rank,
-              step: Number(s.step),
-              loss: Number(s.loss ?? 0),
-              tokens: Number(s.tokens),
-              lr: Number(s.lr ?? 0),
-              gradNorm: Number(s.gradNorm ?? 0),
-              stepSeconds: Number(s.stepSeconds ?? 0),
-              compute: Number(phases.compute ?? 0),
-              commWait: Number(phases.commWait ?? 0),
-              data: Number(phases.data ?? 0),
-              optimizer: Number(phases.optimizer ?? 0),
-              checkpoint: Number(phases.checkpoint ?? 0),
-              deviceBytesCurrent: Number(s.deviceBytesCurrent),
-              deviceBytesPeak: Number(s.deviceBytesPeak),
-              hostBytes: Number(s.hostBytes),
-              bytesSent: Number(s.bytesSent),
-              timeMs: Number(s.timeMs) || Date.now(),
-            };
+            const report = rankStepFromProto(message.step, who.rank);
             const summary = (await this.aggregator(job)).add(report);
             if (summary) await this.options.history.recordStep(who.jobId, who.attempt, summary);
           } else if (message.body === 'event' && message.event) {
-            const e = message.event;
-            const c = e.checkpoint;
-            await this.options.history.recordWorkerEvent(who.jobId, {
-              kind: EVENT_KINDS[Number(e.kind)] ?? 'warning',
-              rank: who.rank,
-              attempt: who.attempt,
-              step: Number(e.step),
-              message: e.message ?? '',
-              timeMs: Number(e.timeMs) || Date.now(),
-              ...(c
-                ? {
-                    checkpoint: {
-                      step: Number(c.step),
-                      path: c.path ?? '',
-                      bytes: Number(c.bytes),
-                      saveSeconds: Number(c.saveSeconds ?? 0),
-                    },
-                  }
-                : {}),
-            });
+            await this.options.history.recordWorkerEvent(
+              who.jobId,
+              workerEventFromProto(message.event, who.rank, who.attempt),
+            );
           }
         })
         .catch((err: unknown) =>

@@ -2,7 +2,8 @@
 // and the helpers of worker-native/comm.ts.
 import test from 'ava';
 
-import { createCommunicator, MAX_TAG, rendezvousPrefix, ringPeers } from '../../worker-native/comm.js';
+import { rendezvousPrefix } from '../../core/rank-launch.js';
+import { createCommunicator, MAX_TAG, ringPeers } from '../../worker-native/comm.js';
 import { useRedis } from '../helpers/redis.js';
 
 const redis = useRedis(test);

@@ -1,7 +1,7 @@
 // Collectives and point-to-point transfers between 4 real rank processes over gloo on loopback.
 import test from 'ava';
 
-import { rendezvousPrefix } from '../../worker-native/comm.js';
+import { rendezvousPrefix } from '../../core/rank-launch.js';
 import { useRedis } from '../helpers/redis.js';
 import { runScenario } from './ranks.js';
 

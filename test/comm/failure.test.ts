@@ -2,7 +2,7 @@
 // with an error that says what they waited for and on whom, instead of hanging.
 import test, { type ExecutionContext } from 'ava';
 
-import { rendezvousPrefix } from '../../worker-native/comm.js';
+import { rendezvousPrefix } from '../../core/rank-launch.js';
 import { useRedis } from '../helpers/redis.js';
 import { finished, startScenario } from './ranks.js';
 

@@ -1,7 +1,7 @@
 // Rendezvous on Redis: missing ranks are named, jobs and attempts are kept apart by their prefix.
 import test from 'ava';
 
-import { rendezvousPrefix } from '../../worker-native/comm.js';
+import { rendezvousPrefix } from '../../core/rank-launch.js';
 import { useRedis } from '../helpers/redis.js';
 import { finished, runScenario, startScenario } from './ranks.js';
 

@@ -9,10 +9,10 @@ import { join } from 'node:path';
 
 import { NodeAgent } from '../../cluster/agent.js';
 import { killGroupsNow, processAlive } from '../../cluster/process-groups.js';
-import type { RankLaunch } from '../../cluster/rank-launch.js';
-import { JobQueue } from '../../orchestrator/queue/job-queue.js';
-import type { JobRecord, JobState } from '../../orchestrator/queue/job-record.js';
-import { Scheduler } from '../../orchestrator/queue/scheduler.js';
+import type { RankLaunch } from '../../core/rank-launch.js';
+import { JobQueue } from '../../control/job-queue.js';
+import type { JobRecord, JobState } from '../../control/job-record.js';
+import { Scheduler } from '../../control/scheduler.js';
 import type { RankPlan } from '../fixtures/rank.js';
 import {
   AGENT_MAIN,
@@ -180,8 +180,7 @@ async function cluster(t: ExecutionContext): Promise<Cluster> {
     submit: async (name, devices, plan, maxRestarts = 3) => {
       writeFileSync(join(plansDir, `${name}.json`), JSON.stringify(plan));
       const result = await queue.submit(spec(name, devices, { maxRestarts }));
-      if (!result.ok) throw new Error(JSON.stringify(result.errors));
-      return result.job.id;
+      return result.id;
     },
     waitForState: async (id, state, timeoutMs) => {
       try {

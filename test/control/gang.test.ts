@@ -7,7 +7,7 @@ import { join } from 'node:path';
 
 import { Gang } from '../../cluster/gang.js';
 import { groupAlive, processAlive } from '../../cluster/process-groups.js';
-import type { RankLaunch } from '../../cluster/rank-launch.js';
+import type { RankLaunch } from '../../core/rank-launch.js';
 import type { RankPlan } from '../fixtures/rank.js';
 import { RANK_FIXTURE, tempDir } from '../helpers/control.js';
 

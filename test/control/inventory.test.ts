@@ -14,10 +14,10 @@ import {
   parseNodeFile,
   parseNvidiaSmi,
 } from '../../cluster/inventory.js';
-import { RANK_ENV, rankLaunchEnv, rankLaunchFromEnv, type RankLaunch } from '../../cluster/rank-launch.js';
-import { fromProtoJobState, JOB_STATES, toProtoJobState } from '../../orchestrator/queue/job-record.js';
-import { bullPriority } from '../../orchestrator/queue/pending.js';
-import { decideAfterFailure } from '../../orchestrator/recovery.js';
+import { RANK_ENV, rankLaunchEnv, rankLaunchFromEnv, type RankLaunch } from '../../core/rank-launch.js';
+import { fromProtoJobState, JOB_STATES, toProtoJobState } from '../../control/job-record.js';
+import { bullPriority } from '../../control/pending.js';
+import { decideAfterFailure } from '../../control/recovery.js';
 import { longctx } from '../../proto/gen/longctx.js';
 import { tempDir } from '../helpers/control.js';
 

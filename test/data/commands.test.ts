@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import test from 'ava';
 
 import { runDataCommand } from '../../data/commands.js';
-import { repoRoot } from '../../worker-native/native.js';
+import { repoRoot } from '../../core/repo-root.js';
 import { tempDir } from './fixtures.js';
 
 async function run(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {

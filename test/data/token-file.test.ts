@@ -5,9 +5,9 @@ import test from 'ava';
 
 import { pack } from '../../data/pack.js';
 import { synth } from '../../data/synth.js';
-import { openTokenFile, type TokenShard } from '../../data/token-file.js';
+import { openTokenFile, type TokenShard } from '../../worker-native/token-file.js';
 import { native } from '../../worker-native/native.js';
-import { zigzagPositions } from '../../worker-native/zigzag.js';
+import { zigzagPositions } from '../../core/zigzag.js';
 import { readTokens, tempDir, writeTokenFile } from './fixtures.js';
 
 /** Puts every rank's shard back in sequence order (the inverse of the zigzag map). */

@@ -1,8 +1,8 @@
 import test from 'ava';
 
-import '../../data/token-file.js';
+import '../../worker-native/token-file.js';
 import { native } from '../../worker-native/native.js';
-import { checkZigzag, zigzagPlan } from '../../worker-native/zigzag.js';
+import { checkZigzag, zigzagPlan } from '../../core/zigzag.js';
 
 test('the C++ zigzag map equals zigzag.ts for several (S, N)', (t) => {
   const cases: Array<[number, number]> = [

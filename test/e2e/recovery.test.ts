@@ -10,7 +10,7 @@ import { join } from 'node:path';
 
 import { pack } from '../../data/pack.js';
 import { synth } from '../../data/synth.js';
-import type { JobRecord } from '../../orchestrator/queue/job-record.js';
+import type { JobRecord } from '../../control/job-record.js';
 import { startServer, type RunningServer, type ServerOptions } from '../../orchestrator/server.js';
 import { controlService, type longctx } from '../../proto/services.js';
 import { useRedis } from '../helpers/redis.js';

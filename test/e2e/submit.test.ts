@@ -109,6 +109,12 @@ const bad: [string, () => string, string, RegExp][] = [
     'model.preset',
     /unknown preset/,
   ],
+  [
+    'GPUs that no node has',
+    () => good().replace('devices: 4', 'resources: { accelerators: "H200:4" }'),
+    'resources.accelerators',
+    /^4 × H200 on one node needed, but no node has them \(.*: 8 emulated CPU devices\)$/,
+  ],
   ['bad offload', () => good() + 'offload: tape\n', 'offload', /must be one of/],
   ['bad learning rate', () => good() + 'optimizer: { lr: -1 }\n', 'optimizer.lr', /greater than 0/],
   ['YAML syntax error', () => good() + 'steps: [\n', '', /YAML/],

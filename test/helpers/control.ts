@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 
 import type { NodeInventory } from '../../cluster/inventory.js';
-import type { JobSpec } from '../../orchestrator/spec/job-spec.js';
+import type { JobSpec } from '../../core/job-spec.js';
 import { parseSpec } from '../../orchestrator/spec/validate.js';
 
 let prefixCounter = 0;

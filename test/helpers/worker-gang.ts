@@ -7,9 +7,9 @@ import { spawn } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { rankLaunchEnv, rendezvousPrefix, type RankLaunch } from '../../cluster/rank-launch.js';
-import type { JobSpec } from '../../orchestrator/spec/job-spec.js';
-import { repoRoot } from '../../worker-native/native.js';
+import { rankLaunchEnv, rendezvousPrefix, type RankLaunch } from '../../core/rank-launch.js';
+import type { JobSpec } from '../../core/job-spec.js';
+import { repoRoot } from '../../core/repo-root.js';
 import type { StepRecord } from '../../worker-native/host/training-loop.js';
 
 export interface GangOptions {

@@ -3,12 +3,12 @@
 // spec, a spec that does not fit), and `data synth|pack|check`.
 import test from 'ava';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { freePort } from '../../cluster/embedded-redis.js';
 import { COMMANDS } from '../../orchestrator/cli/cli.js';
-import { repoRoot } from '../../worker-native/native.js';
+import { repoRoot } from '../../core/repo-root.js';
 import { parseJson, runCli } from './cli-process.js';
 
 let dir = '';
@@ -109,7 +109,8 @@ test('plan: per-rank memory, policy, zigzag shards, time and max context for thi
   }>(json);
   t.true(out.feasible);
   t.is(out.source, 'local');
-  t.like(out.device, { kind: 'cpu', devices: 8, peakFlops: 10e9 });
+  // 8 emulated devices share this machine's cores: each gets cores / 8 of the rate (at most all).
+  t.like(out.device, { kind: 'cpu', devices: 8, peakFlops: 10e9 * Math.min(1, cpus().length / 8) });
   // The breakdown is what was live at the peak: it sums to the peak.
   t.is(
     Object.values(out.plan.perRank).reduce((a, b) => a + b, 0),
@@ -158,9 +159,32 @@ test("plan --device: the seed's LongVA job (Qwen2-7B, 224K tokens) on 8 datashee
     out.plan.shards.map((s) => s.chunkTokens),
     new Array<number>(8).fill(224_000 / 16),
   );
+  t.is(
+    (out as { missingDevices?: unknown }).missingDevices,
+    null,
+    '8 datasheet H200s have what the spec names',
+  );
   const unknown = await runCli(['plan', spec, '--device', 'Z80']);
   t.is(unknown.code, 2);
   t.regex(unknown.stderr, /--device: 'Z80' is not a known GPU \(A100-80GB, H100-80GB, H200-141GB\)/);
+});
+
+test("plan: the seed's job names 8 × H200; without them here it is planned for them, and exits 8", async (t) => {
+  const spec = join(repoRoot, 'examples', 'longva-qwen2-7b-224k.yaml');
+  const r = await runCli(['plan', spec, '--no-gpu']);
+  t.is(r.code, 8, r.stderr);
+  t.regex(r.stdout, /^datasheet: 8 × H200-141GB \(141\.00 GiB, 989\.000 TFLOP\/s peak each\)$/m);
+  t.regex(r.stdout, /^fits$/m);
+  t.regex(
+    r.stdout,
+    /^this node lacks the devices the spec names: it needs 8 × H200 and .+ has 8 emulated CPU devices/m,
+  );
+  t.regex(r.stderr, /resources\.accelerators: 8 × H200 on one node needed, but no node has them/);
+  const json = parseJson<{ feasible: boolean; missingDevices: { name: string; count: number } }>(
+    await runCli(['plan', spec, '--no-gpu', '--json']),
+  );
+  t.false(json.feasible);
+  t.like(json.missingDevices, { name: 'H200', count: 8 });
 });
 
 test('plan: an invalid spec exits 5 naming each field; one that cannot fit exits 5 with the change that would', async (t) => {

@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 
-import { repoRoot } from '../../worker-native/native.js';
+import { repoRoot } from '../../core/repo-root.js';
 
 export const CLI_MAIN = join(repoRoot, 'dist', 'orchestrator', 'cli', 'main.js');
 

@@ -14,7 +14,7 @@ import { runDataCommand } from '../../data/commands.js';
 import { ControlClient } from '../../orchestrator/cli/control-client.js';
 import { httpAppForServer } from '../../orchestrator/http/app.js';
 import { startServer, type RunningServer } from '../../orchestrator/server.js';
-import { repoRoot } from '../../worker-native/native.js';
+import { repoRoot } from '../../core/repo-root.js';
 import { waitFor } from '../helpers/control.js';
 
 const CHROMIUM = '/usr/bin/chromium';

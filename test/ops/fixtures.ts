@@ -4,7 +4,7 @@
 import { request, createServer, type IncomingMessage } from 'node:http';
 
 import type { HttpApp } from '../../orchestrator/http/app.js';
-import type { JobSpec } from '../../orchestrator/spec/job-spec.js';
+import type { JobSpec } from '../../core/job-spec.js';
 import { parseSpec } from '../../orchestrator/spec/validate.js';
 import {
   StepAggregator,

@@ -10,7 +10,7 @@ import type { JobDetail, JobRow } from '../../orchestrator/http/views.js';
 import { cpuProfile } from '../../orchestrator/plan/devices.js';
 import { PlanStore } from '../../orchestrator/plan/plan-store.js';
 import { planJob } from '../../orchestrator/plan/planner.js';
-import { JobQueue } from '../../orchestrator/queue/job-queue.js';
+import { JobQueue } from '../../control/job-queue.js';
 import { TelemetryHistory } from '../../orchestrator/telemetry/history.js';
 import type { StepSummary } from '../../orchestrator/telemetry/step-aggregator.js';
 import { connect, cpuInventory, deletePrefix, tempDir, testPrefix } from '../helpers/control.js';
@@ -41,9 +41,8 @@ async function start(
   const plans = new PlanStore(connection, queue.store.keys);
   await queue.store.registerNode(cpuInventory('node-a', 8), 'agent-1', 60_000, 600_000, Date.now());
   const submitted = await queue.submit(jobSpec('web', 8, 100));
-  if (!submitted.ok) throw new Error(JSON.stringify(submitted.errors));
-  const jobId = submitted.job.id;
-  await plans.save(jobId, planJob(submitted.job.spec, cpuProfile(1 << 30, 20)));
+  const jobId = submitted.id;
+  await plans.save(jobId, planJob(submitted.spec, cpuProfile(1 << 30, 20)));
   const app = createHttpApp({
     queue,
     history,

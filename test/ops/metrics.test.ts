@@ -9,7 +9,7 @@ import { createHttpApp } from '../../orchestrator/http/app.js';
 import { cpuProfile } from '../../orchestrator/plan/devices.js';
 import { PlanStore } from '../../orchestrator/plan/plan-store.js';
 import { planJob } from '../../orchestrator/plan/planner.js';
-import { JobQueue } from '../../orchestrator/queue/job-queue.js';
+import { JobQueue } from '../../control/job-queue.js';
 import { TelemetryHistory } from '../../orchestrator/telemetry/history.js';
 import { connect, cpuInventory, deletePrefix, testPrefix, waitFor } from '../helpers/control.js';
 import { useRedis } from '../helpers/redis.js';
@@ -53,16 +53,15 @@ test('/metrics parses as Prometheus text and reports the jobs, their telemetry a
   const running = await queue.submit(jobSpec('trainer', 8, 50));
   const waiting = await queue.submit(jobSpec('waiter', 4, 10));
   const cancelled = await queue.submit(jobSpec('dropped', 2, 10));
-  if (!running.ok || !waiting.ok || !cancelled.ok) throw new Error('submit failed');
-  await queue.cancel(cancelled.job.id);
-  const plan = planJob(running.job.spec, cpuProfile(2 ** 30, 20));
-  await plans.save(running.job.id, plan);
+  await queue.cancel(cancelled.id);
+  const plan = planJob(running.spec, cpuProfile(2 ** 30, 20));
+  await plans.save(running.id, plan);
   // Place and start the first job the way the scheduler and the agent do.
-  const placed = await queue.store.placeJob(running.job.id, 'node-a', 0, 'token-1', Date.now());
+  const placed = await queue.store.placeJob(running.id, 'node-a', 0, 'token-1', Date.now());
   t.true(placed.ok, JSON.stringify(placed));
   const steps = gangSteps(6, 8, 2);
-  for (const s of steps.slice(0, 5)) await history.recordStep(running.job.id, 1, s);
-  await history.recordWorkerEvent(running.job.id, {
+  for (const s of steps.slice(0, 5)) await history.recordStep(running.id, 1, s);
+  await history.recordWorkerEvent(running.id, {
     kind: 'checkpoint-saved',
     rank: 0,
     attempt: 1,
@@ -72,7 +71,7 @@ test('/metrics parses as Prometheus text and reports the jobs, their telemetry a
     checkpoint: { step: 5, path: '/runs/x/step-00000005', bytes: 10_000, saveSeconds: 0.75 },
   });
   // The same save as rank 1 saw it: one checkpoint, counted once.
-  await history.recordWorkerEvent(running.job.id, {
+  await history.recordWorkerEvent(running.id, {
     kind: 'checkpoint-saved',
     rank: 1,
     attempt: 1,
@@ -83,8 +82,8 @@ test('/metrics parses as Prometheus text and reports the jobs, their telemetry a
   });
 
   // Pub/sub keeps order: once the histograms hold step 6, both checkpoint reports have been seen.
-  await history.recordStep(running.job.id, 1, steps[5]!);
-  const id = running.job.id;
+  await history.recordStep(running.id, 1, steps[5]!);
+  const id = running.id;
   const scrape = async () => {
     const reply = await get(`${server.url}/metrics`);
     t.is(reply.status, 200);
@@ -134,7 +133,7 @@ test('/metrics parses as Prometheus text and reports the jobs, their telemetry a
   t.is(value(families, 'longctx_job_step_seconds', { job_id: id }), 0.25);
   t.is(value(families, 'longctx_job_stragglers', { job_id: id }), 1);
   // Jobs without steps have no telemetry samples (absent, not zero).
-  t.false(family(families, 'longctx_job_loss').metrics.some((m) => m.labels?.job_id === waiting.job.id));
+  t.false(family(families, 'longctx_job_loss').metrics.some((m) => m.labels?.job_id === waiting.id));
 
   t.is(family(families, 'longctx_job_restarts_total').type, 'COUNTER');
   t.is(value(families, 'longctx_job_restarts_total', { job_id: id }), 0);

@@ -3,7 +3,7 @@
 // or has not ended is refused, and an unknown one is named.
 import test from 'ava';
 
-import { JobQueue } from '../../orchestrator/queue/job-queue.js';
+import { JobQueue } from '../../control/job-queue.js';
 import { connect, cpuInventory, deletePrefix, testPrefix } from '../helpers/control.js';
 import { useRedis } from '../helpers/redis.js';
 import { jobSpec } from './fixtures.js';
@@ -29,8 +29,7 @@ async function queueWithNode(
 test('a failed job is queued again as its next attempt, with its restart count back at 0', async (t) => {
   const queue = await queueWithNode(t, 'resumefail');
   const submitted = await queue.submit(jobSpec('fails', 8, 10));
-  if (!submitted.ok) throw new Error('submit failed');
-  const id = submitted.job.id;
+  const id = submitted.id;
   t.true((await queue.store.placeJob(id, 'node-a', 0, 'tok', Date.now())).ok);
   await queue.pending.remove(`${id}.1`);
   const ended = await queue.store.endAttempt({
@@ -68,8 +67,7 @@ test('a failed job is queued again as its next attempt, with its restart count b
 test('a job cancelled while queued can be resumed; a succeeded or unknown job cannot', async (t) => {
   const queue = await queueWithNode(t, 'resumecancel');
   const submitted = await queue.submit(jobSpec('dropped', 8, 10));
-  if (!submitted.ok) throw new Error('submit failed');
-  const id = submitted.job.id;
+  const id = submitted.id;
   await queue.cancel(id);
   t.deepEqual(await queue.pending.list(), []);
   t.true((await queue.resume(id)).resumed);

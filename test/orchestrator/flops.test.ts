@@ -1,7 +1,7 @@
 import test from 'ava';
 
 import { matmulParameters, mfu, trainingFlopsPerSequence } from '../../orchestrator/plan/flops.js';
-import { MODEL_PRESETS, parameterCount } from '../../orchestrator/spec/presets.js';
+import { MODEL_PRESETS, parameterCount } from '../../core/model-config.js';
 
 test('matmul parameters: everything but the norms, biases and the embedding lookup', (t) => {
   const c = MODEL_PRESETS['qwen2-7b']!;

@@ -2,8 +2,8 @@ import test from 'ava';
 import { join } from 'node:path';
 
 import { loadSpecFile, parseSpec } from '../../orchestrator/spec/validate.js';
-import { parameterCount, MODEL_PRESETS } from '../../orchestrator/spec/presets.js';
-import { repoRoot } from '../../worker-native/native.js';
+import { parameterCount, MODEL_PRESETS } from '../../core/model-config.js';
+import { repoRoot } from '../../core/repo-root.js';
 
 const base = `
 name: t
@@ -25,6 +25,7 @@ test('the seed job validates with its numbers', (t) => {
   const s = result.spec;
   t.is(s.seq_len, 224000);
   t.is(s.devices, 8);
+  t.deepEqual(s.resources, { accelerators: { name: 'H200', count: 8 } });
   t.is(s.model.config.rope_theta, 1e9);
   t.is(s.optimizer.lr, 1e-5);
   t.is(s.schedule.kind, 'constant');
@@ -108,4 +109,52 @@ test('every error is reported, not just the first', (t) => {
     base.replace('devices: 4', 'devices: 0').replace('steps: 10', 'steps: -1') + 'priority: high\n',
   );
   t.is(errors.length, 3, errors.join('\n'));
+});
+
+test('resources.accelerators names the GPUs, SkyPilot style, and sets the device count', (t) => {
+  const withGpus = (resources: string, extra = '') =>
+    parseSpec(base.replace('devices: 4\n', '') + `resources: ${resources}\n` + extra);
+  for (const form of [
+    '{ accelerators: "H200:4" }',
+    '{ accelerators: { H200: 4 } }',
+    '{ accelerators: H100-80GB:4 }',
+  ]) {
+    const r = withGpus(form);
+    if (!r.ok) return t.fail(`${form}: ${JSON.stringify(r.errors)}`);
+    t.is(r.spec.devices, 4, form);
+    t.is(r.spec.resources?.accelerators.count, 4, form);
+  }
+  const one = withGpus('{ accelerators: A100 }');
+  t.true(one.ok && one.spec.devices === 1, 'a name alone means one GPU');
+  const same = parseSpec(base + 'resources: { accelerators: "H200:4" }\n');
+  t.true(same.ok, '`devices` may repeat the count');
+});
+
+test('resources.accelerators: each wrong form is a field error', (t) => {
+  const errs = (yaml: string) => errorsOf(base + yaml);
+  t.deepEqual(errs('resources: { accelerators: "H200:8" }\n'), [
+    "devices: 4, but resources.accelerators asks for 8 × H200: give the same number or leave 'devices' out",
+  ]);
+  t.regex(
+    errs('resources: { accelerators: "Z80:4" }\n').join('\n'),
+    /^resources\.accelerators: 'Z80' is not a GPU the planner has datasheet numbers for \(A100, H100, H200\)/,
+  );
+  t.regex(
+    errs('resources: { accelerators: "H200:four" }\n').join('\n'),
+    /^resources\.accelerators: the count of H200 must be a whole number from 1 to 1024, got the string 'four'/,
+  );
+  t.regex(
+    errs('resources: { accelerators: [H200, 4] }\n').join('\n'),
+    /^resources\.accelerators: must be 'NAME:COUNT'/,
+  );
+  t.regex(errs('resources: { gpus: 4 }\n').join('\n'), /resources\.gpus: unknown field/);
+  t.regex(
+    errs('resources: { accelerators: "H200:4" }\ndevice_memory: 1000\n').join('\n'),
+    /^device_memory: sets the budget of emulated CPU devices/,
+  );
+  t.regex(
+    errorsOf(base.replace('devices: 4\n', '')).join('\n'),
+    /^devices: is required/,
+    'without resources, devices is required',
+  );
 });

@@ -14,8 +14,8 @@ import { useRedis } from '../helpers/redis.js';
 import { expectSuccess, runGang, stepLog } from '../helpers/worker-gang.js';
 
 import { predictMemory } from '../../orchestrator/plan/memory-model.js';
-import type { ActivationCheckpointing, Offload } from '../../orchestrator/spec/job-spec.js';
-import { MODEL_PRESETS, type ModelConfig } from '../../orchestrator/spec/presets.js';
+import type { ActivationCheckpointing, Offload } from '../../core/policies.js';
+import { MODEL_PRESETS, type ModelConfig } from '../../core/model-config.js';
 import { native } from '../../worker-native/native.js';
 import '../../worker-native/trainer.js';
 

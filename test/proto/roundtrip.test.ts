@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 
 import { longctx } from '../../proto/gen/longctx.js';
 import { controlService, telemetryService } from '../../proto/services.js';
-import { repoRoot } from '../../worker-native/native.js';
+import { repoRoot } from '../../core/repo-root.js';
 
 interface FieldSpec {
   type: string;

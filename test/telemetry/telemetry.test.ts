@@ -5,13 +5,13 @@ import { Server, ServerCredentials } from '@grpc/grpc-js';
 import test, { type ExecutionContext } from 'ava';
 import { Redis } from 'ioredis';
 
-import { MODEL_PRESETS } from '../../orchestrator/spec/presets.js';
-import type { JobRecord } from '../../orchestrator/queue/job-record.js';
-import { Keys } from '../../orchestrator/queue/keys.js';
+import { MODEL_PRESETS } from '../../core/model-config.js';
+import type { JobRecord } from '../../control/job-record.js';
+import { Keys } from '../../control/keys.js';
 import { TelemetryHistory } from '../../orchestrator/telemetry/history.js';
 import { StepAggregator } from '../../orchestrator/telemetry/step-aggregator.js';
 import { TelemetryService } from '../../orchestrator/telemetry/telemetry-service.js';
-import { longctx, telemetryService } from '../../proto/services.js';
+import { telemetryService } from '../../proto/services.js';
 import { TelemetryClient, type TelemetryIdentity } from '../../worker-native/host/telemetry-client.js';
 import { useRedis } from '../helpers/redis.js';
 
@@ -111,7 +111,11 @@ function step(step: number, compute: number) {
     lr: 1e-3,
     gradNorm: 0.5,
     stepSeconds: compute + 0.1,
-    phases: { compute, commWait: 0.05, data: 0.01, optimizer: 0.02, checkpoint: 0 },
+    compute,
+    commWait: 0.05,
+    data: 0.01,
+    optimizer: 0.02,
+    checkpoint: 0,
     deviceBytesCurrent: 1000,
     deviceBytesPeak: 2000,
     hostBytes: 0,
@@ -130,14 +134,11 @@ test('ranks with the right token are acked; their steps become one record per st
   await until(() => Promise.resolve(acks.length === 2 ? true : undefined));
   clients[0]!.reportStep(step(1, 1.0));
   clients[1]!.reportStep(step(1, 1.2));
-  clients[0]!.reportEvent(longctx.WorkerEvent.Kind.KIND_CHECKPOINT_SAVED, 'checkpoint 1', {
-    checkpoint: {
-      step: 1,
-      path: '/runs/job-a/checkpoints/step-00000001',
-      bytes: 1234,
-      saveSeconds: 0.5,
-      valid: true,
-    },
+  clients[0]!.reportEvent('checkpoint-saved', 'checkpoint 1', {
+    step: 1,
+    path: '/runs/job-a/checkpoints/step-00000001',
+    bytes: 1234,
+    saveSeconds: 0.5,
   });
   const [summary] = await until(async () => {
     const s = await f.history.steps('job-a');

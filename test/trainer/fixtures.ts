@@ -4,7 +4,7 @@
 // gradients.
 import type { Qwen2Config } from '../../worker-native/model.js';
 import type { Trainer, TrainerOptions } from '../../worker-native/trainer.js';
-import { zigzagPositions } from '../../worker-native/zigzag.js';
+import { zigzagPositions } from '../../core/zigzag.js';
 import { random, randomInts } from '../kernels/numeric.js';
 
 export const IGNORE = -100;

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { chooseResumeCheckpoint } from '../../checkpoints/validate.js';
 import { pack } from '../../data/pack.js';
 import { synth } from '../../data/synth.js';
-import type { JobSpec } from '../../orchestrator/spec/job-spec.js';
+import type { JobSpec } from '../../core/job-spec.js';
 import { parseSpec } from '../../orchestrator/spec/validate.js';
 import { useRedis } from '../helpers/redis.js';
 import { expectSuccess, runGang, stepLog, type StepLine } from '../helpers/worker-gang.js';

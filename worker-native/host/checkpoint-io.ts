@@ -19,7 +19,7 @@ import type { CheckpointManifest, FileRecord } from '../../checkpoints/manifest.
 import { readOptimizerRange, writeOptimizerShard } from '../../checkpoints/optimizer-shards.js';
 import { applyRetention, type RetentionPolicy } from '../../checkpoints/retention.js';
 import { asFloat32, readSafetensors, writeSafetensors } from '../../checkpoints/safetensors.js';
-import type { ModelConfig } from '../../orchestrator/spec/presets.js';
+import type { ModelConfig } from '../../core/model-config.js';
 import type { ParameterView, TrainerState as TrainerSnapshot } from '../trainer.js';
 
 export const MODEL_FILE = 'model.safetensors';

@@ -3,6 +3,8 @@
 // out, and the orchestrator's commands (ack, checkpoint now, stop) flow back.
 import { credentials, makeGenericClientConstructor, type ClientDuplexStream } from '@grpc/grpc-js';
 
+import type { RankStep, WorkerEventKind, WorkerEventRecord } from '../../core/reports.js';
+import { rankStepToProto, workerEventToProto } from '../../proto/convert.js';
 import { longctx, telemetryService } from '../../proto/services.js';
 
 export interface TelemetryIdentity {
@@ -63,28 +65,27 @@ export class TelemetryClient {
     this.stream.write(message);
   }
 
-  reportStep(report: Omit<longctx.IStepReport, 'jobId' | 'rank'>): void {
-    this.step = Number(report.step ?? this.step);
+  reportStep(report: Omit<RankStep, 'rank' | 'timeMs'>): void {
+    this.step = report.step;
     this.write({
-      step: { ...report, jobId: this.identity.jobId, rank: this.identity.rank, timeMs: Date.now() },
+      step: {
+        ...rankStepToProto({ ...report, timeMs: Date.now() }),
+        jobId: this.identity.jobId,
+        rank: this.identity.rank,
+      },
     });
   }
 
-  reportEvent(
-    kind: longctx.WorkerEvent.Kind,
-    message: string,
-    extra: Partial<longctx.IWorkerEvent> = {},
-  ): void {
+  reportEvent(kind: WorkerEventKind, message: string, checkpoint?: WorkerEventRecord['checkpoint']): void {
     this.write({
-      event: {
+      event: workerEventToProto(this.identity.jobId, {
         kind,
         message,
-        jobId: this.identity.jobId,
         rank: this.identity.rank,
         step: this.step,
         timeMs: Date.now(),
-        ...extra,
-      },
+        ...(checkpoint ? { checkpoint } : {}),
+      }),
     });
   }
 

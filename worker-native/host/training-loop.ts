@@ -1,7 +1,7 @@
 // The training loop one rank runs: micro-batches of its zigzag shard with gradient accumulation,
 // the optimizer step, the learning-rate schedule, periodic asynchronous checkpoints, and a report
 // per step. Every rank runs the same loop in lockstep (the trainer's collectives keep them so).
-import type { TokenFile } from '../../data/token-file.js';
+import type { TokenFile } from '../token-file.js';
 import type { Trainer, TrainerState } from '../trainer.js';
 import { saveCheckpoint, type SaveContext, type SavedCheckpoint, type RunState } from './checkpoint-io.js';
 import { learningRate, type Schedule } from './schedule.js';

@@ -4,14 +4,14 @@
 // streams what happens to the orchestrator. Exit 0 when the job (or the planned stop) is done;
 // 1 on any error, after saying why on stderr and over telemetry.
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
-import { rankLaunchFromEnv, type RankLaunch } from '../../cluster/rank-launch.js';
+import { rankLaunchFromEnv, type RankLaunch } from '../../core/rank-launch.js';
+import { rankStepsLogPath } from '../../core/run-folder.js';
 import { parseManifest } from '../../checkpoints/manifest.js';
 import { applyRetention } from '../../checkpoints/retention.js';
-import { openTokenFile } from '../../data/token-file.js';
-import type { JobSpec } from '../../orchestrator/spec/job-spec.js';
-import { longctx } from '../../proto/services.js';
+import { openTokenFile } from '../token-file.js';
+import type { JobSpec } from '../../core/job-spec.js';
 import '../comm.js';
 import { native } from '../native.js';
 import '../trainer.js';
@@ -41,8 +41,8 @@ async function main(): Promise<void> {
   const launch = rankLaunchFromEnv();
   exitWithAgent(launch);
   // Machine-readable step records beside the rank's text log, for analysis and for tests.
-  const stepsLog = join(launch.runDir, 'logs', `rank-${launch.rank}.steps.jsonl`);
-  await mkdir(join(launch.runDir, 'logs'), { recursive: true });
+  const stepsLog = rankStepsLogPath(launch.runDir, launch.rank);
+  await mkdir(dirname(stepsLog), { recursive: true });
   let stepsWritten: Promise<void> = Promise.resolve();
   const spec = JSON.parse(await readFile(launch.specFile, 'utf8')) as JobSpec;
   if (spec.activation_checkpointing === 'auto' || spec.offload === 'auto') {
@@ -64,7 +64,6 @@ async function main(): Promise<void> {
         (kind, message) => log(launch, `orchestrator: ${kind}${message ? ` (${message})` : ''}`),
       )
     : undefined;
-  const Kind = longctx.WorkerEvent.Kind;
   try {
     const addon = native();
     addon.setBlasThreads(launch.threads);
@@ -130,9 +129,9 @@ async function main(): Promise<void> {
         launch,
         `resumed from ${launch.resume.dir} (step ${state.step}, saved on ${manifest.worldSize} ranks)`,
       );
-      telemetry?.reportEvent(Kind.KIND_RESUMED, `resumed from step ${state.step}`);
+      telemetry?.reportEvent('resumed', `resumed from step ${state.step}`);
     } else {
-      telemetry?.reportEvent(Kind.KIND_STARTED, 'started');
+      telemetry?.reportEvent('started', 'started');
     }
     const retention = {
       keepLast: spec.checkpoint.keep,
@@ -186,13 +185,7 @@ async function main(): Promise<void> {
           lr: r.lr,
           gradNorm: r.gradNorm,
           stepSeconds: r.stepSeconds,
-          phases: {
-            compute: r.phases.compute,
-            commWait: r.phases.commWait,
-            data: r.phases.data,
-            optimizer: r.phases.optimizer,
-            checkpoint: r.phases.checkpoint,
-          },
+          ...r.phases,
           deviceBytesCurrent: r.deviceBytesCurrent,
           deviceBytesPeak: r.deviceBytesPeak,
           hostBytes: r.hostBytes,
@@ -204,15 +197,11 @@ async function main(): Promise<void> {
           launch,
           `checkpoint step ${saved.step} saved to ${saved.dir} (${(saved.bytes / 2 ** 20).toFixed(1)} MiB in ${saved.seconds.toFixed(2)} s)`,
         );
-        telemetry?.reportEvent(Kind.KIND_CHECKPOINT_SAVED, `checkpoint ${saved.step}`, {
-          checkpoint: {
-            step: saved.step,
-            path: saved.dir,
-            bytes: saved.bytes,
-            saveSeconds: saved.seconds,
-            valid: true,
-            writtenAtMs: Date.now(),
-          },
+        telemetry?.reportEvent('checkpoint-saved', `checkpoint ${saved.step}`, {
+          step: saved.step,
+          path: saved.dir,
+          bytes: saved.bytes,
+          saveSeconds: saved.seconds,
         });
       },
     });
@@ -221,9 +210,9 @@ async function main(): Promise<void> {
     data.close();
     await comm?.close();
     log(launch, `finished at step ${final.step}`);
-    telemetry?.reportEvent(Kind.KIND_FINISHED, `finished at step ${final.step}`);
+    telemetry?.reportEvent('finished', `finished at step ${final.step}`);
   } catch (err) {
-    telemetry?.reportEvent(Kind.KIND_ERROR, err instanceof Error ? err.message : String(err));
+    telemetry?.reportEvent('error', err instanceof Error ? err.message : String(err));
     throw err;
   } finally {
     await telemetry?.close();

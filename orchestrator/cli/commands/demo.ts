@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { pack } from '../../../data/pack.js';
 import { longctx } from '../../../proto/services.js';
 import { synth } from '../../../data/synth.js';
-import { repoRoot } from '../../../worker-native/native.js';
+import { repoRoot } from '../../../core/repo-root.js';
 import { httpAppForServer } from '../../http/app.js';
 import { startServer } from '../../server.js';
 import { Args } from '../args.js';

@@ -1,6 +1,6 @@
 // `longctx ls`: the jobs the server knows, oldest first, optionally only some states.
 import { longctx } from '../../../proto/services.js';
-import { JOB_STATES, type JobState } from '../../queue/job-record.js';
+import { JOB_STATES, type JobState } from '../../../control/job-record.js';
 import { CONNECTION_FLAGS, CONNECTION_HELP, UsageError, type Args } from '../args.js';
 import { withClient, writeJson, type CliIo, type Command } from '../command.js';
 import { ExitCode, EXIT_CODES_HELP } from '../exit-codes.js';

@@ -1,7 +1,8 @@
 // `longctx plan SPEC`: what the planner predicts for a job on this machine's devices, without a
 // server: per-rank memory by category, the policy it would choose, the zigzag shard map, step and
 // total time, and with --max-context the longest context that fits. --remote asks the server
-// instead, which plans for the nodes that registered with it (and checks the data file too).
+// instead, which plans for the nodes that registered with it (and checks the data file too). Both
+// go through the same admission (orchestrator/plan/admission.ts).
 import { existsSync } from 'node:fs';
 
 import {
@@ -12,15 +13,17 @@ import {
 } from '../../../cluster/inventory.js';
 import { addonPath } from '../../../worker-native/native.js';
 import { GPU_PROFILES } from '../../plan/devices.js';
-import { maxContext, planJob } from '../../plan/planner.js';
-import type { NodeStatus } from '../../queue/store.js';
-import { planningDevice } from '../../rpc/control-service.js';
+import type { NodeStatus } from '../../../control/store.js';
+import { admit, describeNodes } from '../../plan/admission.js';
 import { parseSpec } from '../../spec/validate.js';
 import { CONNECTION_FLAGS, CONNECTION_HELP, UsageError, type Args } from '../args.js';
 import { withClient, writeJson, type CliIo, type Command } from '../command.js';
 import { CliError, ExitCode, EXIT_CODES_HELP } from '../exit-codes.js';
 import { formatBytes, str } from '../format.js';
-import { planViewFromProto, planViewFromResult, renderPlan, type PlanView } from '../plan-view.js';
+import type { PlanSummary } from '../../../core/reports.js';
+import { planFromProto } from '../../../proto/convert.js';
+import { planSummary } from '../../plan/planner.js';
+import { renderPlan } from '../plan-view.js';
 import { fieldErrorLines, readSpec } from './submit.js';
 
 const HELP = `Usage: longctx plan SPEC [options]
@@ -29,17 +32,22 @@ Plans the job spec SPEC for this machine's devices (nvidia-smi's GPUs, or 8 emul
 with the node file's budget), without a server: per-rank device memory by category, the
 activation-checkpointing and offload policy chosen, the zigzag shard map, estimated step and total
 time. Exit 5 when the spec is invalid or nothing fits (with the smallest change that would fit).
-The data file is not checked here; 'submit' (and --remote) check it.
+A spec that names GPUs (resources: {accelerators: H200:8}) is planned for those GPUs (datasheet
+numbers) wherever it runs; when this machine lacks them, a line says so and the exit is 8.
+Emulated CPU devices beyond this machine's cores share them: each is planned at cores / devices
+of the measured sgemm rate. The data file is not checked here; 'submit' (and --remote) check it.
 
 Options:
   --max-context            also find the longest seq_len that fits (auto policies)
   --node-file FILE         describe this node as the agent's --node-file does (devices, budget)
-  --sgemm-gflops N         one CPU device's matmul rate; measured with the native addon if omitted
+  --sgemm-gflops N         the sgemm rate of one CPU device's threads run alone, as the agent
+                           measures it with the native addon when omitted
   --no-gpu                 plan for emulated CPU devices even where nvidia-smi lists GPUs
   --device NAME            plan for the spec's device count of this GPU instead of this machine's
                            devices (datasheet numbers): ${Object.keys(GPU_PROFILES).join(', ')}
   --remote                 ask the server to plan it for its registered nodes instead
-  --json                   print {feasible, source, device, plan, maxSeqLen, suggestion, errors}
+  --json                   print {feasible, source, device, plan, maxSeqLen, suggestion,
+                           missingDevices, errors}
 ${CONNECTION_HELP}
   -h, --help               show this help
 
@@ -56,6 +64,7 @@ function asNodeStatus(inventory: NodeInventory): NodeStatus {
     deviceMemoryBytes: inventory.devices.map((d) => d.memoryBytes),
     threadsPerDevice: inventory.threadsPerDevice,
     sgemmGflops: inventory.sgemmGflops,
+    cores: inventory.cores,
     alive: true,
     heldBy: new Map(),
     updatedAt: Date.now(),
@@ -66,6 +75,7 @@ interface PlanOutput {
   feasible: boolean;
   source: 'local' | 'server';
   device?: {
+    /** The node planned for, or 'datasheet' when no node has the GPUs the spec names. */
     node: string;
     kind: string;
     name: string;
@@ -73,9 +83,11 @@ interface PlanOutput {
     memoryBytes: number;
     peakFlops: number;
   };
-  plan: PlanView | null;
+  plan: PlanSummary | null;
   maxSeqLen: number | null;
   suggestion: string | null;
+  /** The GPUs the spec names when this node (--remote: no node) has them; null otherwise. */
+  missingDevices: { name: string; count: number; here: string } | null;
   errors: { path: string; reason: string }[];
 }
 
@@ -107,19 +119,17 @@ async function inventoryToPlanFor(args: Args, devices: number): Promise<NodeInve
   });
 }
 
-async function planLocally(args: Args, io: CliIo, spec: { yaml: string; path: string }): Promise<PlanOutput> {
+/** Admission (orchestrator/plan/admission.ts) for this machine alone, without the data check. */
+async function planLocally(args: Args, spec: { yaml: string; path: string }): Promise<PlanOutput> {
   const parsed = parseSpec(spec.yaml, spec.path);
-  if (!parsed.ok)
-    return {
-      feasible: false,
-      source: 'local',
-      plan: null,
-      maxSeqLen: null,
-      suggestion: null,
-      errors: parsed.errors,
-    };
-  const inventory = await inventoryToPlanFor(args, parsed.spec.devices);
-  if (inventory.kind === 'cpu' && inventory.sgemmGflops === undefined) {
+  const inventory = await inventoryToPlanFor(args, parsed.ok ? parsed.spec.devices : 1);
+  // CPU devices are timed with the addon, unless the job names GPUs: then it is planned for those.
+  if (
+    inventory.kind === 'cpu' &&
+    inventory.sgemmGflops === undefined &&
+    parsed.ok &&
+    !parsed.spec.resources
+  ) {
     if (!existsSync(addonPath))
       throw new CliError(
         ExitCode.FAILURE,
@@ -127,34 +137,37 @@ async function planLocally(args: Args, io: CliIo, spec: { yaml: string; path: st
       );
     inventory.sgemmGflops = await nativeSgemmRate()(inventory.threadsPerDevice);
   }
-  const target = planningDevice([asNodeStatus(inventory)], parsed.spec.devices);
-  if (!target) throw new CliError(ExitCode.FAILURE, 'this machine has no devices to plan for');
-  const device = {
-    node: inventory.node,
-    kind: target.device.kind,
-    name: target.device.name,
-    devices: inventory.devices.length,
-    memoryBytes: target.device.memoryBytes,
-    peakFlops: target.device.peakFlops,
-  };
-  const errors: PlanOutput['errors'] = [];
-  if (parsed.spec.devices > target.largest)
-    errors.push({
-      path: 'devices',
-      reason: `${parsed.spec.devices} requested but this machine has ${target.largest}`,
-    });
-  const plan = planJob(parsed.spec, target.device, target.largest);
-  const longest = args.has('max-context')
-    ? maxContext({ ...parsed.spec, activation_checkpointing: 'auto', offload: 'auto' }, target.device)
-    : null;
+  const here = asNodeStatus(inventory);
+  const verdict = await admit(spec.yaml, spec.path, [here], {
+    checkData: false,
+    maxContext: args.has('max-context'),
+  });
+  const { target, plan, missingAccelerators } = verdict;
   return {
-    feasible: plan.feasible && errors.length === 0,
+    feasible: verdict.ok,
     source: 'local',
-    device,
-    plan: planViewFromResult(plan),
-    maxSeqLen: longest,
-    suggestion: plan.suggestion ?? null,
-    errors,
+    ...(target
+      ? {
+          device: {
+            node: target.node?.name ?? 'datasheet',
+            kind: target.device.kind,
+            name: target.device.name,
+            devices: target.node?.devices ?? verdict.spec?.devices ?? 0,
+            memoryBytes: target.device.memoryBytes,
+            peakFlops: target.device.peakFlops,
+          },
+        }
+      : {}),
+    plan: plan ? planSummary(plan) : null,
+    maxSeqLen: verdict.maxSeqLen ?? null,
+    suggestion: plan?.suggestion ?? null,
+    missingDevices: missingAccelerators
+      ? {
+          ...missingAccelerators,
+          here: `${inventory.node} has ${describeNodes([here]).replace(/^[^:]*: /, '')}`,
+        }
+      : null,
+    errors: verdict.errors,
   };
 }
 
@@ -169,9 +182,10 @@ async function planRemotely(
   return {
     feasible: r.feasible,
     source: 'server',
-    plan: r.plan ? planViewFromProto(r.plan) : null,
+    plan: r.plan ? planFromProto(r.plan) : null,
     maxSeqLen: args.has('max-context') ? Number(r.maxSeqLen) : null,
     suggestion: r.suggestion || null,
+    missingDevices: null,
     errors: r.errors.map((e) => ({ path: str(e.path), reason: str(e.reason) })),
   };
 }
@@ -187,7 +201,10 @@ async function run(args: Args, io: CliIo): Promise<number> {
     );
   const spec = await readSpec(specArg!, io.cwd);
   const steps = parseSpec(spec.yaml, spec.path);
-  const out = args.has('remote') ? await planRemotely(args, io, spec) : await planLocally(args, io, spec);
+  const out = args.has('remote') ? await planRemotely(args, io, spec) : await planLocally(args, spec);
+  // Only the GPUs are missing (locally, or on every node of the server): the plan itself fits.
+  const onlyDevicesMissing =
+    !out.feasible && out.errors.length > 0 && out.errors.every((e) => e.path === 'resources.accelerators');
   if (args.json) writeJson(io, out);
   else {
     const w = (line: string) => io.stdout.write(`${line}\n`);
@@ -196,17 +213,27 @@ async function run(args: Args, io: CliIo): Promise<number> {
         `${out.device.node}: ${out.device.devices} × ${out.device.name} (${formatBytes(out.device.memoryBytes)}, ${(out.device.peakFlops / 1e12).toFixed(3)} TFLOP/s peak each)`,
       );
     if (out.plan) {
-      w(out.feasible ? 'fits' : 'does NOT fit');
+      w(out.feasible || onlyDevicesMissing ? 'fits' : 'does NOT fit');
       for (const line of renderPlan(out.plan, steps.ok ? steps.spec.steps : undefined)) w(`  ${line}`);
     }
     if (out.suggestion) w(`to fit: ${out.suggestion}`);
     if (out.maxSeqLen !== null)
       w(`max context: ${out.maxSeqLen} tokens (the longest seq_len that fits with auto policies)`);
+    if (out.missingDevices)
+      w(
+        `this node lacks the devices the spec names: it needs ${out.missingDevices.count} × ${out.missingDevices.name} and ${out.missingDevices.here} (the plan above is for the datasheet GPU; submit it to a server whose nodes have them)`,
+      );
   }
   if (out.errors.length > 0 && !out.plan)
     throw new CliError(
       ExitCode.REJECTED,
       `${spec.path} is not a valid job spec: fix the fields below`,
+      fieldErrorLines(out.errors, spec.path),
+    );
+  if (onlyDevicesMissing)
+    throw new CliError(
+      ExitCode.DEVICES_MISSING,
+      `${spec.path} fits ${args.has('remote') ? 'the GPUs it names, but no node of the server has them' : "the GPUs it names, but this node doesn't have them"}`,
       fieldErrorLines(out.errors, spec.path),
     );
   if (!out.feasible)

@@ -16,7 +16,8 @@ import {
   str,
   table,
 } from '../format.js';
-import { planViewFromProto, renderPlan } from '../plan-view.js';
+import { planFromProto } from '../../../proto/convert.js';
+import { renderPlan } from '../plan-view.js';
 
 const HELP = `Usage: longctx show JOB [options]
 
@@ -49,7 +50,7 @@ function render(detail: longctx.JobDetail, io: CliIo): void {
   if (detail.plan) {
     out();
     out('plan:');
-    for (const line of renderPlan(planViewFromProto(detail.plan), num(s.totalSteps))) out(`  ${line}`);
+    for (const line of renderPlan(planFromProto(detail.plan), num(s.totalSteps))) out(`  ${line}`);
   }
   out();
   if (detail.checkpoints.length === 0) out('checkpoints: none yet');

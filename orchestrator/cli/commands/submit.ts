@@ -8,7 +8,8 @@ import { CONNECTION_FLAGS, CONNECTION_HELP, UsageError, type Args } from '../arg
 import { withClient, writeJson, type CliIo, type Command } from '../command.js';
 import { CliError, ExitCode, EXIT_CODES_HELP } from '../exit-codes.js';
 import { protoJson } from '../format.js';
-import { planViewFromProto, renderPlan } from '../plan-view.js';
+import { planFromProto } from '../../../proto/convert.js';
+import { renderPlan } from '../plan-view.js';
 import { watchJob } from './watch.js';
 
 const HELP = `Usage: longctx submit SPEC [options]
@@ -56,7 +57,7 @@ async function run(args: Args, io: CliIo): Promise<number> {
   if (!args.json) {
     io.stdout.write(`submitted ${response.jobId}\n`);
     if (response.plan)
-      for (const line of renderPlan(planViewFromProto(response.plan))) io.stdout.write(`  ${line}\n`);
+      for (const line of renderPlan(planFromProto(response.plan))) io.stdout.write(`  ${line}\n`);
     if (!args.has('watch')) io.stdout.write(`follow it with: longctx watch ${response.jobId}\n`);
   }
   if (args.has('watch')) return watchJob(args, io, response.jobId);

@@ -21,10 +21,11 @@ import { randomBytes } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 
-import { DEFAULT_BACKOFF, finishAttempt, type BackoffPolicy } from '../recovery.js';
+import { DEFAULT_BACKOFF, finishAttempt, type BackoffPolicy } from './recovery.js';
 import { ACTIVE_STATES, type JobRecord } from './job-record.js';
 import { entryId, handOff, nodeQueue, PendingQueue, type AttemptRef, type PendingEntry } from './pending.js';
 import { ControlStore, freeDevices, type NodeStatus } from './store.js';
+import { nodeHasAccelerators } from '../core/devices.js';
 
 export interface SchedulerOptions {
   /** A connection for commands; the scheduler opens one more of its own to listen to events. */
@@ -221,7 +222,9 @@ export class Scheduler {
     const freeOn = (n: NodeStatus) => free.get(n.name) ?? 0;
     for (const job of ordered) {
       if (job.retryAt !== undefined && job.retryAt > now) continue;
-      const fits = nodes.filter((n) => n.alive && (!n.hold || n.hold === job.id) && freeOn(n) >= job.devices);
+      const fits = nodes.filter(
+        (n) => n.alive && (!n.hold || n.hold === job.id) && freeOn(n) >= job.devices && offers(n, job),
+      );
       if (fits.length > 0) {
         // The node kept for this job first; otherwise best fit: the fewest devices left over.
         fits.sort(
@@ -251,7 +254,7 @@ export class Scheduler {
       }
       if (job.holdNode || now - job.queuedAt < this.starvationMs) continue;
       const candidates = nodes
-        .filter((n) => n.alive && !n.hold && n.devices >= job.devices)
+        .filter((n) => n.alive && !n.hold && n.devices >= job.devices && offers(n, job))
         .sort((a, b) => freeOn(b) - freeOn(a) || a.name.localeCompare(b.name));
       const chosen = candidates[0];
       if (chosen && (await this.store.holdNode(job.id, chosen.name, now))) {
@@ -274,4 +277,10 @@ export class Scheduler {
     }
     await this.pending.remove(entry.entryId);
   }
+}
+
+/** A job that names accelerators runs only on a node that has them; any other job on any node. */
+function offers(node: NodeStatus, job: JobRecord): boolean {
+  const wanted = job.spec.resources?.accelerators;
+  return wanted === undefined || nodeHasAccelerators(node, wanted);
 }

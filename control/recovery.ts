@@ -4,9 +4,9 @@
 // checkpoint. Once max_restarts failures have been counted, the next failure is final (FAILED).
 // A deliberate agent shutdown (an operator draining a node) is not the job's fault and does not
 // count against max_restarts.
-import type { JobRecord, JobState } from './queue/job-record.js';
-import type { PendingQueue } from './queue/pending.js';
-import type { ControlStore } from './queue/store.js';
+import type { JobRecord, JobState } from './job-record.js';
+import type { PendingQueue } from './pending.js';
+import type { ControlStore } from './store.js';
 
 export type FailureCause = 'rank-failed' | 'launch-failed' | 'watchdog' | 'agent-lost' | 'agent-stopped';
 

@@ -13,7 +13,8 @@
 //   checkpoints under `checkpointsDir`;
 // - exit 0 only when training finished; exit promptly on SIGTERM (the agent escalates to SIGKILL
 //   after a grace period), and exit when its parent is no longer `agentPid` (the agent died).
-import type { DeviceKind } from './inventory.js';
+import type { DeviceKind } from './devices.js';
+import { checkJobId } from './run-folder.js';
 
 export interface RankLaunch {
   jobId: string;
@@ -74,7 +75,14 @@ export const RANK_ENV = {
   launchFile: 'LONGCTX_LAUNCH_FILE',
 } as const;
 
-export { rendezvousPrefix } from '../worker-native/comm.js';
+/** The rendezvous prefix of one attempt of one job: "longctx/<job>/<attempt>". */
+export function rendezvousPrefix(job: string, attempt: number): string {
+  checkJobId(job);
+  if (!Number.isInteger(attempt) || attempt < 1) {
+    throw new RangeError(`attempt must be an integer >= 1, got ${attempt}`);
+  }
+  return `longctx/${job}/${attempt}`;
+}
 
 /** The environment variables for one rank. */
 export function rankLaunchEnv(launch: RankLaunch, launchFile?: string): Record<string, string> {

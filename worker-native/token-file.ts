@@ -1,9 +1,9 @@
 // The training-time view of a packed token file: the native reader (worker-native/src/data/
 // token_file.h) memory-maps the tokens and hands each rank its zigzag shard of a sequence. This
 // module types that part of the addon and opens a file from its index.
-import { native } from '../worker-native/native.js';
-import type { ZigzagShard } from '../worker-native/zigzag.js';
-import { dataPaths, readTokenIndex, tokenPathOf, type TokenIndex } from './index-file.js';
+import { native } from './native.js';
+import type { ZigzagShard } from '../core/zigzag.js';
+import { dataPaths, readTokenIndex, tokenPathOf, type TokenIndex } from '../data/index-file.js';
 
 /** One rank's part of one sequence, in its local order (first chunk, then second). */
 export interface TokenShard {
@@ -39,7 +39,7 @@ export interface DataApi {
   zigzagPlan(seqLen: number, worldSize: number): ZigzagShard[];
 }
 
-declare module '../worker-native/native.js' {
+declare module './native.js' {
   // eslint-disable-next-line @typescript-eslint/no-empty-object-type
   interface NativeAddon extends DataApi {}
 }

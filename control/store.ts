@@ -3,7 +3,7 @@
 // so this class adds types, not logic.
 import type { Redis } from 'ioredis';
 
-import type { DeviceKind, NodeInventory } from '../../cluster/inventory.js';
+import type { DeviceKind, NodeInventory } from '../core/devices.js';
 import { decodeJobRecord, type JobRecord, type JobState } from './job-record.js';
 import { Keys } from './keys.js';
 import * as scripts from './scripts.js';
@@ -20,6 +20,8 @@ export interface NodeStatus {
   deviceMemoryBytes: number[];
   threadsPerDevice: number;
   sgemmGflops?: number;
+  /** Host cores the node's devices share (NodeInventory.cores). */
+  cores?: number;
   /** Whether an agent holds the node's lease now; the scheduler places only on live nodes. */
   alive: boolean;
   /** The id of the agent holding the lease. */
@@ -203,6 +205,7 @@ export class ControlStore {
       deviceMemoryBytes: JSON.stringify(inventory.devices.map((d) => d.memoryBytes)),
       threadsPerDevice: String(inventory.threadsPerDevice),
       sgemmGflops: inventory.sgemmGflops === undefined ? '' : String(inventory.sgemmGflops),
+      cores: inventory.cores === undefined ? '' : String(inventory.cores),
       updatedAt: String(now),
     };
     const [ok, holder] = (await this.run(scripts.registerNode, [
@@ -247,6 +250,7 @@ export class ControlStore {
         deviceMemoryBytes: JSON.parse(info.deviceMemoryBytes ?? '[]') as number[],
         threadsPerDevice: Number(info.threadsPerDevice ?? 1),
         sgemmGflops: info.sgemmGflops ? Number(info.sgemmGflops) : undefined,
+        cores: info.cores ? Number(info.cores) : undefined,
         alive: alive !== null,
         agent: alive ?? undefined,
         heldBy: new Map(Object.entries(devices).map(([d, job]) => [Number(d), job])),

@@ -1,10 +1,8 @@
 // A job spec: what an ops engineer writes in YAML. This file holds the types of the validated,
 // defaulted spec; validate.ts turns YAML into one or into a list of field errors.
-import type { ModelConfig } from './presets.js';
-
-export type ActivationCheckpointing = 'none' | 'full' | 'selective' | `every-${number}`;
-export type Offload = 'none' | 'optimizer' | 'params+optimizer';
-export type Precision = 'fp32' | 'bf16';
+import type { AcceleratorRequest } from './devices.js';
+import type { ModelConfig } from './model-config.js';
+import type { ActivationCheckpointing, Offload, Precision } from './policies.js';
 
 export interface JobSpec {
   name: string;
@@ -21,7 +19,13 @@ export interface JobSpec {
     path: string;
   };
   seq_len: number;
+  /** Devices of one node the job runs on: resources.accelerators' count when given. */
   devices: number;
+  /**
+   * The GPUs the job needs. Absent: `devices` devices of whatever kind the node has (emulated CPU
+   * devices on a node without GPUs).
+   */
+  resources?: { accelerators: AcceleratorRequest };
   precision: Precision;
   optimizer: {
     lr: number;

@@ -4,13 +4,11 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { Redis } from 'ioredis';
 
-import type { FieldError, JobSpec } from '../spec/job-spec.js';
+import type { JobSpec } from '../core/job-spec.js';
 import { jobEventHistory, watchJobEvents, type EventSubscription, type JobEvent } from './events.js';
 import { ACTIVE_STATES, newJobFields, WAITING_STATES, type JobRecord, type JobState } from './job-record.js';
 import { entryId, PendingQueue } from './pending.js';
 import { ControlStore, type NodeStatus } from './store.js';
-
-export type SubmitResult = { ok: true; job: JobRecord } | { ok: false; errors: FieldError[] };
 
 export interface CancelResult {
   /** True when the job is now cancelled (it was waiting) or its agent was told to stop it. */
@@ -29,7 +27,7 @@ export interface ResumeResult {
 }
 
 export interface SubmitInput {
-  /** A spec that passed validation (orchestrator/spec): rejected specs are never queued. */
+  /** A spec that passed admission (orchestrator/plan/admission.ts): rejected specs are never queued. */
   spec: JobSpec;
   /** The YAML it came from, kept with the job. */
   specYaml: string;
@@ -62,28 +60,11 @@ export class JobQueue {
   }
 
   /**
-   * Records and enqueues a validated job. The only check made here is the one that needs the
-   * cluster: a gang must fit on one node, so asking for more devices than the largest known node
-   * has is a field error on `devices`.
+   * Records and enqueues an admitted job. Admission (orchestrator/plan/admission.ts: the spec, its
+   * data, a node that can hold it, a plan that fits) happens before, once; nothing is checked here.
    */
-  async submit(input: SubmitInput): Promise<SubmitResult> {
+  async submit(input: SubmitInput): Promise<JobRecord> {
     const { spec } = input;
-    const nodes = await this.store.nodes();
-    if (nodes.length === 0) {
-      return {
-        ok: false,
-        errors: [{ path: 'devices', reason: `${spec.devices} requested but no node agent has registered` }],
-      };
-    }
-    const largest = Math.max(...nodes.map((n) => n.devices));
-    if (spec.devices > largest) {
-      return {
-        ok: false,
-        errors: [
-          { path: 'devices', reason: `${spec.devices} requested but the largest node has ${largest}` },
-        ],
-      };
-    }
     const seq = await this.store.nextSequence();
     const id = `${spec.name}-${seq}-${randomBytes(2).toString('hex')}`;
     const now = Date.now();
@@ -95,7 +76,7 @@ export class JobQueue {
     const job = await this.store.getJob(id);
     if (!job) throw new Error(`job ${id} vanished right after it was recorded`);
     await this.pending.add(job);
-    return { ok: true, job };
+    return job;
   }
 
   /**

@@ -1,8 +1,8 @@
 // The job record: one Redis hash per job holding everything the control plane knows about it,
 // so an orchestrator that restarts reads back exactly where every job stands. This file defines
 // the typed view of that hash and its conversions; only the Lua scripts (scripts.ts) change it.
-import type { JobSpec } from '../spec/job-spec.js';
-import { longctx } from '../../proto/gen/longctx.js';
+import type { JobSpec } from '../core/job-spec.js';
+import { longctx } from '../proto/gen/longctx.js';
 
 /** The proto's JobState without its prefix; Redis stores these names. */
 export const JOB_STATES = [

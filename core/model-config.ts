@@ -1,6 +1,20 @@
 // Model configurations by name, with Hugging Face Qwen2 config.json field names. `tiny` is for
 // tests, `small` for the demo, the rest are the real Qwen2 sizes the planner plans for.
-import type { Qwen2Config } from '../../worker-native/model.js';
+
+/** Hugging Face Qwen2 config.json fields the model reads (extra fields are ignored). */
+export interface Qwen2Config {
+  hidden_size: number;
+  intermediate_size: number;
+  num_attention_heads: number;
+  num_key_value_heads: number;
+  num_hidden_layers: number;
+  vocab_size: number;
+  rope_theta: number;
+  rms_norm_eps: number;
+  tie_word_embeddings: boolean;
+  /** Must be 'silu' when present. */
+  hidden_act?: string;
+}
 
 /** The Hugging Face config.json fields a job's model is described by (the native model's own). */
 export type ModelConfig = Omit<Qwen2Config, 'hidden_act'>;
