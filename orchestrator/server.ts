@@ -22,6 +22,7 @@ import { PlanStore } from './plan/plan-store.js';
 import { connectRedis, JobQueue } from './queue/job-queue.js';
 import { Scheduler } from './queue/scheduler.js';
 import { ControlService, planningDevice } from './rpc/control-service.js';
+import { addStandardServices } from './rpc/standard-services.js';
 import { TelemetryHistory } from './telemetry/history.js';
 import { TelemetryService } from './telemetry/telemetry-service.js';
 import type { BackoffPolicy } from './recovery.js';
@@ -147,6 +148,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     const grpc = new Server();
     grpc.addService(controlService, control.implementation());
     grpc.addService(telemetryService, telemetry.implementation());
+    const standard = addStandardServices(grpc);
     const grpcPort = await new Promise<number>((ok, fail) =>
       grpc.bindAsync(
         `${host}:${options.grpcPort ?? DEFAULT_GRPC_PORT}`,
@@ -154,7 +156,13 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
         (err, port) => (err ? fail(err) : ok(port)),
       ),
     );
-    cleanups.push(() => new Promise<void>((done) => grpc.tryShutdown(() => done())));
+    cleanups.push(
+      () =>
+        new Promise<void>((done) => {
+          standard.stopServing();
+          grpc.tryShutdown(() => done());
+        }),
+    );
     const grpcAddress = `${host}:${grpcPort}`;
 
     const scheduler = new Scheduler({
