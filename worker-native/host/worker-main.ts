@@ -7,10 +7,13 @@ import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { rankLaunchFromEnv, type RankLaunch } from '../../cluster/rank-launch.js';
+import { sha256File } from '../../checkpoints/commit.js';
 import { parseManifest } from '../../checkpoints/manifest.js';
 import { applyRetention } from '../../checkpoints/retention.js';
+import { tokenPathOf, type TokenIndex } from '../../data/index-file.js';
 import { openTokenFile } from '../../data/token-file.js';
 import type { JobSpec } from '../../orchestrator/spec/job-spec.js';
+import { PRESET_MAX_POSITIONS } from '../../orchestrator/spec/presets.js';
 import { longctx } from '../../proto/services.js';
 import '../comm.js';
 import { native } from '../native.js';
@@ -35,6 +38,27 @@ function exitWithAgent(launch: RankLaunch): void {
     }
   }, 500);
   timer.unref();
+}
+
+/**
+ * Whether the token data differs from what a checkpoint's cursor counted into: its index now
+ * records another checksum (re-packed), or the file no longer hashes to it (replaced or edited
+ * in place). Reads every byte of the token file, once per resume, on one rank.
+ */
+async function dataChangeSince(
+  savedSha256: string,
+  data: { indexPath: string; index: TokenIndex },
+  step: number,
+): Promise<string | undefined> {
+  const tokenPath = tokenPathOf(data.indexPath, data.index);
+  const short = (sha: string) => sha.slice(0, 12);
+  const consequence = `the cursor of checkpoint step ${step} now points at other tokens than it did when saved (pack to a new path to keep a job's data fixed)`;
+  if (data.index.sha256 !== savedSha256)
+    return `data ${tokenPath} changed since checkpoint step ${step} was saved: sha256 ${short(savedSha256)}… then, ${short(data.index.sha256)}… now (re-packed); ${consequence}`;
+  const actual = await sha256File(tokenPath);
+  if (actual !== savedSha256)
+    return `data ${tokenPath} no longer matches the sha256 its index and checkpoint step ${step} record (${short(savedSha256)}…, the file hashes to ${short(actual)}…): it was replaced or modified after packing; ${consequence}`;
+  return undefined;
 }
 
 async function main(): Promise<void> {
@@ -106,6 +130,7 @@ async function main(): Promise<void> {
       lastLoss: 0,
       seed: spec.seed,
       worldSize: launch.worldSize,
+      dataSha256: data.index.sha256,
     };
     if (launch.resume) {
       const manifest = parseManifest(
@@ -125,12 +150,25 @@ async function main(): Promise<void> {
         expAvgSq: loaded.expAvgSq,
         adamStep: loaded.adamStep,
       });
-      state = { ...loaded.state, worldSize: launch.worldSize };
+      const savedData = loaded.state.dataSha256;
+      state = { ...loaded.state, worldSize: launch.worldSize, dataSha256: data.index.sha256 };
       log(
         launch,
         `resumed from ${launch.resume.dir} (step ${state.step}, saved on ${manifest.worldSize} ranks)`,
       );
-      telemetry?.reportEvent(Kind.KIND_RESUMED, `resumed from step ${state.step}`);
+      // The event's own step is this attempt's (none yet): the message says where it continues.
+      telemetry?.reportEvent(
+        Kind.KIND_RESUMED,
+        `attempt ${launch.attempt} continues from step ${state.step} (checkpoint saved on ${manifest.worldSize} ranks)`,
+        { step: state.step },
+      );
+      if (launch.rank === 0 && savedData !== undefined) {
+        const changed = await dataChangeSince(savedData, data, state.step);
+        if (changed) {
+          log(launch, `warning: ${changed}`);
+          telemetry?.reportEvent(Kind.KIND_WARNING, changed, { step: state.step });
+        }
+      }
     } else {
       telemetry?.reportEvent(Kind.KIND_STARTED, 'started');
     }
@@ -162,6 +200,14 @@ async function main(): Promise<void> {
         rank: launch.rank,
         world: launch.worldSize,
         config: spec.model.config,
+        trainedAs: {
+          seqLen: spec.seq_len,
+          precision: spec.precision,
+          specials: data.index.tokenizer.specials,
+          ...(spec.model.preset && PRESET_MAX_POSITIONS[spec.model.preset]
+            ? { baseMaxPositions: PRESET_MAX_POSITIONS[spec.model.preset] }
+            : {}),
+        },
         views,
         shard: trainer.shard,
         numParameters: trainer.numParameters,
