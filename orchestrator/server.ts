@@ -39,6 +39,8 @@ export interface HttpContext {
   redis: Redis;
   telemetry: TelemetryService;
   adminToken?: string;
+  /** Where gRPC listens (the HTTP side names it for clients that came to the wrong port). */
+  grpcAddress: string;
 }
 
 export type HttpHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -194,6 +196,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
         redis,
         telemetry,
         ...(options.adminToken ? { adminToken: options.adminToken } : {}),
+        grpcAddress,
       });
       const http: HttpServer = createServer((req, res) => {
         if (handler) return handler(req, res);

@@ -28,7 +28,7 @@ import type { TelemetryHistory, TelemetryUpdate, WorkerEventRecord } from '../te
 import { EVENT_KINDS } from '../telemetry/telemetry-service.js';
 import type { StepSummary } from '../telemetry/step-aggregator.js';
 import { parseCheckpointFolderName } from '../../checkpoints/manifest.js';
-import { listCheckpoints } from '../../checkpoints/validate.js';
+import { checkpointBytes, listCheckpoints, readManifestQuietly } from '../../checkpoints/validate.js';
 
 export interface ControlServiceOptions {
   queue: JobQueue;
@@ -233,12 +233,16 @@ export class ControlService {
     for (const name of names.sort()) {
       const step = parseCheckpointFolderName(name);
       if (step === undefined) continue;
-      const manifest = await stat(join(dir, name, 'manifest.json')).catch(() => undefined);
+      // The manifest only (`longctx checkpoints` reads every byte): valid means published here.
+      const folder = join(dir, name);
+      const manifest = await readManifestQuietly(folder);
+      const written = manifest ? await stat(join(folder, 'manifest.json')).catch(() => undefined) : undefined;
       out.push({
         step,
-        path: join(dir, name),
+        path: folder,
         valid: manifest !== undefined,
-        writtenAtMs: manifest?.mtimeMs ?? 0,
+        bytes: manifest ? checkpointBytes(manifest) : 0,
+        writtenAtMs: written?.mtimeMs ?? 0,
       });
     }
     const saved = (await this.o.history.workerEvents(jobId)).filter(
@@ -246,10 +250,7 @@ export class ControlService {
     );
     for (const c of out) {
       const event = saved.find((e) => e.checkpoint?.step === Number(c.step));
-      if (event?.checkpoint) {
-        c.bytes = event.checkpoint.bytes;
-        c.saveSeconds = event.checkpoint.saveSeconds;
-      }
+      if (event?.checkpoint) c.saveSeconds = event.checkpoint.saveSeconds;
     }
     return out;
   }
