@@ -1,10 +1,10 @@
 // The `data` commands: `pack`, `synth` and `check`. The longctx CLI mounts runDataCommand under
 // `longctx data`; data/main.ts runs it standalone. Exit codes: 0 ok, 1 failure (bad data, I/O),
 // 2 usage error (unknown option, bad value) — every message says what to do next.
-import { DataInputError } from './documents.js';
-import { TokenIndexError } from './index-file.js';
 import { existsSync } from 'node:fs';
 
+import { DataInputError } from './documents.js';
+import { TokenIndexError } from './index-file.js';
 import { pack, resolveOutput } from './pack.js';
 import { SYNTH_DEFAULTS, synth } from './synth.js';
 import { tokenizerByName, tokenizerNames } from './tokenizer.js';

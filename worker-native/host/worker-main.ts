@@ -122,6 +122,7 @@ async function main(): Promise<void> {
     });
     const data = await openTokenFile(spec.data.path);
     const views = trainer.parameterViews();
+    let dataCheck: Promise<void> = Promise.resolve();
     let state: RunState = {
       step: 0,
       adamStep: 0,
@@ -156,18 +157,24 @@ async function main(): Promise<void> {
         launch,
         `resumed from ${launch.resume.dir} (step ${state.step}, saved on ${manifest.worldSize} ranks)`,
       );
-      // The event's own step is this attempt's (none yet): the message says where it continues.
+      // Reported at the step it continues from: this attempt has trained none yet.
       telemetry?.reportEvent(
         Kind.KIND_RESUMED,
         `attempt ${launch.attempt} continues from step ${state.step} (checkpoint saved on ${manifest.worldSize} ranks)`,
         { step: state.step },
       );
       if (launch.rank === 0 && savedData !== undefined) {
-        const changed = await dataChangeSince(savedData, data, state.step);
-        if (changed) {
-          log(launch, `warning: ${changed}`);
-          telemetry?.reportEvent(Kind.KIND_WARNING, changed, { step: state.step });
-        }
+        // Hashing a large token file takes a while: training goes on (the other ranks must not
+        // wait at the barrier below), and the answer comes when it is ready.
+        const from = state.step;
+        dataCheck = dataChangeSince(savedData, data, from).then(
+          (changed) => {
+            if (!changed) return;
+            log(launch, `warning: ${changed}`);
+            telemetry?.reportEvent(Kind.KIND_WARNING, changed, { step: from });
+          },
+          (err: unknown) => log(launch, `warning: cannot check the data's sha256: ${String(err)}`),
+        );
       }
     } else {
       telemetry?.reportEvent(Kind.KIND_STARTED, 'started');
@@ -263,6 +270,7 @@ async function main(): Promise<void> {
       },
     });
     await stepsWritten;
+    await dataCheck;
     trainer.close();
     data.close();
     await comm?.close();
