@@ -152,7 +152,7 @@ test('the dashboard follows a running job: table, loss curve gaining points, 8 r
   t.is(Number(await page.getAttribute('#memory-panel .mem-scale', 'data-scale-bytes')), plan.budgetBytes);
   t.regex(
     (await page.textContent('#memory-panel .mem-scale')) ?? '',
-    /^Scale: a full bar is the device budget, \d+\.\d\d [KMG]iB per device\.$/,
+    /^Scale: a full bar is the device budget, \d+(\.\d+)? [KMG]iB per device\.$/,
   );
   // Read in the page (no DOM types here): each row's bar and measured widths, and its numbers.
   const bars = await page.evaluate<{ bar: number; measured: number; text: string }[]>(

@@ -63,7 +63,7 @@ function render(detail: longctx.JobDetail, io: CliIo): void {
     // The server reads manifests, not every byte: it can say published, never verified-valid.
     const rows = detail.checkpoints.map((c) => [
       String(num(c.step)),
-      c.valid ? 'published' : 'invalid: manifest.json is missing',
+      c.valid ? 'published' : 'invalid: no readable manifest.json',
       num(c.bytes) > 0 ? formatBytes(num(c.bytes)) : '-',
       num(c.saveSeconds) > 0 ? formatDuration(num(c.saveSeconds)) : '-',
       str(c.path),
