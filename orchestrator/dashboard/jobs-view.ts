@@ -95,9 +95,13 @@ export function showJobs(root: HTMLElement): () => void {
     job: (data) => {
       const row = data as JobRow;
       rows.set(row.id, row);
-      const existing = body.querySelector(`tr[data-job-id="${CSS.escape(row.id)}"]`);
-      if (existing) existing.replaceWith(rowElement(row));
-      else render();
+      const existing = body.querySelector<HTMLTableRowElement>(`tr[data-job-id="${CSS.escape(row.id)}"]`);
+      if (!existing) return render();
+      // In place, keeping the first cell (the job's link): a row rebuilt on every step could
+      // never be clicked while its job trains fast.
+      const fresh = rowElement(row);
+      existing.dataset.state = row.state;
+      for (let i = fresh.cells.length - 1; i >= 1; i--) existing.cells[i]!.replaceWith(fresh.cells[i]!);
     },
   });
 }

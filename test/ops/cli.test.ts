@@ -260,7 +260,8 @@ test.serial('resume queues a cancelled job again and it continues from its newes
     resumed,
   );
   t.like(answer, { resumed: true, previousState: 'CANCELLED', fromStep: newest.step });
-  // Followed as plain lines (no terminal) from here until it is cancelled again.
+  // Followed as plain lines (no terminal) from here until it is cancelled again. (Whether it
+  // connects before the resume event is a race: the resume wording is checked through show --json.)
   const plainWatch = runCli(['watch', id, ...at()], { timeoutMs: 180_000 });
   t.is(answer.checkpoint, join(runs(), id, 'checkpoints', `step-${String(newest.step).padStart(8, '0')}`));
   // Same id, next attempt, and the workers say they resumed from that step, then train past it.
@@ -304,12 +305,6 @@ test.serial('resume queues a cancelled job again and it continues from its newes
   t.is((await runCli(['watch', id, ...at()], { timeoutMs: 120_000 })).code, 7);
   const plain = await plainWatch;
   t.is(plain.code, 7, plain.stderr);
-  t.regex(
-    plain.stdout,
-    new RegExp(
-      `: step ${newest.step}: attempt 2 continues from step ${newest.step} \\(checkpoint saved on 8 ranks\\) \\(rank \\d\\)\n`,
-    ),
-  );
   t.regex(plain.stdout, /: step \d+: checkpoint \d+ \(rank \d\)\n/);
   const plainLines = plain.stdout.trimEnd().split('\n');
   t.true(
