@@ -44,7 +44,7 @@ $(PROTO_GEN): proto/longctx.proto $(NPM_STAMP)
 
 ts: proto
 	npx tsc -p tsconfig.json
-	@mkdir -p dist/proto/gen && cp proto/gen/longctx.js proto/gen/longctx.json dist/proto/gen/
+	@mkdir -p dist/proto/gen && cp proto/gen/longctx.js proto/gen/longctx.json dist/proto/gen/ && cp proto/longctx.proto dist/proto/
 	@chmod +x dist/orchestrator/cli/main.js
 
 # The dashboard: its TypeScript and the npm packages it uses (uPlot) bundled into one script and

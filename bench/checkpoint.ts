@@ -34,6 +34,7 @@ import { join } from 'node:path';
 import { pack } from '../data/pack.js';
 import { synth } from '../data/synth.js';
 import { openTokenFile, type TokenFile } from '../worker-native/token-file.js';
+import { ByteTokenizer } from '../data/tokenizer.js';
 import { saveCheckpoint, type RunState, type SaveContext } from '../worker-native/host/checkpoint-io.js';
 import { runTrainingLoop, type StepRecord } from '../worker-native/host/training-loop.js';
 import type { Qwen2Config } from '../worker-native/model.js';
@@ -99,6 +100,7 @@ function saveContext(trainer: Trainer, checkpointsDir: string, checkpointEvery: 
     rank: 0,
     world: 1,
     config: CONFIG,
+    trainedAs: { seqLen: SEQ_LEN, precision: 'fp32', specials: new ByteTokenizer().specials },
     views: trainer.parameterViews(),
     shard: trainer.shard,
     numParameters: trainer.numParameters,

@@ -32,6 +32,21 @@ export async function verifyCheckpoint(dir: string): Promise<Verdict> {
   return { valid: true, manifest };
 }
 
+/** A checkpoint's size as every tool reports it: the bytes of the files its manifest lists. */
+export function checkpointBytes(manifest: CheckpointManifest): number {
+  return Object.values(manifest.files).reduce((total, record) => total + record.bytes, 0);
+}
+
+/** The manifest of a published folder, read without verifying any file (undefined: none, or unreadable). */
+export async function readManifestQuietly(dir: string): Promise<CheckpointManifest | undefined> {
+  try {
+    const path = join(dir, MANIFEST_FILE);
+    return parseManifest(await readFile(path, 'utf8'), path);
+  } catch {
+    return undefined;
+  }
+}
+
 export interface CheckpointListing {
   step: number;
   dir: string;

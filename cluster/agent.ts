@@ -29,6 +29,7 @@ import { nodeQueueName } from '../control/keys.js';
 import { PendingQueue, type AttemptRef } from '../control/pending.js';
 import { ControlStore } from '../control/store.js';
 import { repoRoot } from '../core/repo-root.js';
+import { TelemetryHistory } from '../control/telemetry-history.js';
 import { Gang, type GangResult, type RankProcess } from './gang.js';
 import type { NodeInventory } from './inventory.js';
 import { groupRunsAttempt, terminateGroups } from './process-groups.js';
@@ -37,6 +38,9 @@ import { attemptDir, runFolder } from '../core/run-folder.js';
 
 /** The worker host the agent starts per rank unless told otherwise (relative to `cwd`). */
 export const DEFAULT_WORKER_COMMAND = ['node', 'dist/worker-native/host/worker-main.js'];
+
+/** How often a running job's progress is copied onto its node-queue entry (for bull-board). */
+const PROGRESS_MS = 1000;
 
 export interface AgentOptions {
   /** Connection for commands and BullMQ (create it with connectRedis: no per-command retry limit). */
@@ -97,6 +101,7 @@ export class NodeAgent {
   private readonly cwd: string;
   private readonly runsDir: string;
   private readonly log: (line: string) => void;
+  private readonly history: TelemetryHistory;
   private worker?: Worker<AttemptRef>;
   private subscriber?: Redis;
   private heartbeat?: NodeJS.Timeout;
@@ -105,6 +110,7 @@ export class NodeAgent {
 
   constructor(private readonly options: AgentOptions) {
     this.store = new ControlStore(options.redis, options.prefix);
+    this.history = new TelemetryHistory(options.redis, this.store.keys);
     this.pending = new PendingQueue(options.redis, this.store.keys.prefix);
     this.node = options.inventory.node;
     this.leaseMs = options.leaseMs ?? 15_000;
@@ -346,19 +352,44 @@ export class NodeAgent {
         void this.stopRunning(running, 'cancel', 'cancelled');
       if (this.stopping) void this.stopRunning(running, 'agent-stopped', 'the node agent is stopping');
 
+      const progress = setInterval(() => void this.mirrorProgress(bullJob, job), PROGRESS_MS);
       let result: GangResult;
       try {
         result = await gang.done;
       } catch (err) {
         result = { kind: 'stopped', reason: (err as Error).message };
         running.cause ??= 'watchdog';
+      } finally {
+        clearInterval(progress);
       }
+      await this.mirrorProgress(bullJob, job);
       const outcome = this.outcomeOf(result, running.cause);
       if (outcome) await this.finish(job, outcome);
       return result.kind;
     } finally {
       this.running.delete(jobId);
       await this.store.forgetGang(this.node, jobId, attempt);
+    }
+  }
+
+  /**
+   * Copies the job's progress (step, total, loss), as its telemetry recorded it, onto its entry in
+   * the node queue, where BullMQ tools (bull-board) show it.
+   */
+  private async mirrorProgress(bullJob: Job<AttemptRef>, job: JobRecord): Promise<void> {
+    try {
+      const p = await this.history.progress(job.id);
+      if (!p || p.step === (bullJob.progress as { step?: number } | undefined)?.step) return;
+      const totalSteps = job.spec.steps;
+      await bullJob.updateProgress({
+        step: p.step,
+        totalSteps,
+        loss: p.loss,
+        attempt: p.attempt,
+        percent: Math.round((100 * p.step) / Math.max(1, totalSteps)),
+      });
+    } catch {
+      // Only a display: a lost lock or a Redis hiccup must not disturb the gang.
     }
   }
 

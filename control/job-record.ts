@@ -174,5 +174,6 @@ export function toJobSummary(record: JobRecord): longctx.IJobSummary {
     submittedAtMs: record.submittedAt,
     updatedAtMs: record.updatedAt,
     message: record.message,
+    dataPath: record.spec.data.path,
   };
 }

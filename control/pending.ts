@@ -70,6 +70,13 @@ export function nodeQueue(connection: Redis, prefix: string, node: string): Queu
   return new Queue<AttemptRef>(nodeQueueName(node), { connection, prefix });
 }
 
+/** Finished runs a node queue keeps (completed and failed, each), so BullMQ tools show a history. */
+export const NODE_QUEUE_HISTORY = 1000;
+
 export async function handOff(queue: Queue<AttemptRef>, ref: AttemptRef): Promise<void> {
-  await queue.add('run', ref, { jobId: entryId(ref), removeOnComplete: true, removeOnFail: 1000 });
+  await queue.add('run', ref, {
+    jobId: entryId(ref),
+    removeOnComplete: { count: NODE_QUEUE_HISTORY },
+    removeOnFail: { count: NODE_QUEUE_HISTORY },
+  });
 }

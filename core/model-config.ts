@@ -69,6 +69,15 @@ export const MODEL_PRESETS: Record<string, ModelConfig> = {
   },
 };
 
+/**
+ * max_position_embeddings of the published models the real-size presets are (their config.json:
+ * Qwen/Qwen2-0.5B and Qwen/Qwen2-7B say 131072). A checkpoint says at least this, or its seq_len.
+ */
+export const PRESET_MAX_POSITIONS: Record<string, number> = {
+  'qwen2-0.5b': 131072,
+  'qwen2-7b': 131072,
+};
+
 /** Parameters of a Qwen2 model with this config (weights only, biases on q/k/v). */
 export function parameterCount(c: ModelConfig): number {
   const headDim = c.hidden_size / c.num_attention_heads;

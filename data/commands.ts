@@ -1,10 +1,12 @@
 // The `data` commands: `pack`, `synth` and `check`. The longctx CLI mounts runDataCommand under
 // `longctx data`; data/main.ts runs it standalone. Exit codes: 0 ok, 1 failure (bad data, I/O),
 // 2 usage error (unknown option, bad value) — every message says what to do next.
+import { existsSync } from 'node:fs';
+
 import { parseArgs, UsageError, type FlagKind, type ParsedArgs } from '../core/args.js';
 import { DataInputError } from './documents.js';
 import { TokenIndexError } from './index-file.js';
-import { pack } from './pack.js';
+import { pack, resolveOutput } from './pack.js';
 import { SYNTH_DEFAULTS, synth } from './synth.js';
 import { tokenizerByName, tokenizerNames } from './tokenizer.js';
 import { checkDataFile } from './validate.js';
@@ -17,6 +19,18 @@ export interface CommandIo {
 const PROGRAM = 'longctx data';
 
 export { UsageError };
+
+/**
+ * Who may still read a token file: the jobs a replacement would hurt (queued or running ones map
+ * it, resumable ones would read other tokens than their checkpoints' cursors meant). The data
+ * commands know no jobs; the longctx CLI answers by asking its server.
+ */
+export interface DataUsers {
+  jobsUsing(
+    paths: { tokenPath: string; indexPath: string },
+    connection: { server?: string; token?: string },
+  ): Promise<{ jobs: string[]; note?: string }>;
+}
 
 const MAIN_HELP = `Usage: ${PROGRAM} <command> [options]
 
@@ -46,9 +60,14 @@ Options:
                            which shifts the mix toward long documents
   --keep-prob P            probability (0..1) of keeping a short document
   --tokenizer NAME         ${tokenizerNames.join(', ')} (default byte: UTF-8 bytes + BOS/EOS/PAD)
+  --force                  replace the output even if a queued, running or resumable job reads it
+  --server HOST:PORT       the longctx server asked which jobs read the output (default
+                           $LONGCTX_SERVER or 127.0.0.1:7170)
+  --token TOKEN            its admin token (default $LONGCTX_TOKEN)
   --json                   print the result as one JSON object
   -h, --help               show this help
 
+The files are written aside and renamed into place, so a reader sees the old pair or the new one.
 There is no --seq-len: training cuts the stream into sequences of the job's seq_len.
 `;
 
@@ -112,11 +131,14 @@ const PACK_FLAGS: Record<string, FlagKind> = {
   'upsample-threshold': 'string',
   'keep-prob': 'string',
   tokenizer: 'string',
+  force: 'boolean',
+  server: 'string',
+  token: 'string',
   json: 'boolean',
   help: 'boolean',
 };
 
-async function packCommand(argv: readonly string[], io: CommandIo): Promise<number> {
+async function packCommand(argv: readonly string[], io: CommandIo, users?: DataUsers): Promise<number> {
   const args = parseArgs(argv, PACK_FLAGS, 'data pack');
   if (args.flags.has('help')) {
     io.stdout.write(PACK_HELP);
@@ -139,6 +161,22 @@ async function packCommand(argv: readonly string[], io: CommandIo): Promise<numb
     throw new UsageError((e as Error).message);
   }
   const upsample = threshold !== undefined && keepProb !== undefined ? { threshold, keepProb } : null;
+  const target = await resolveOutput(out);
+  if (users && !args.flags.has('force') && (existsSync(target.tokenPath) || existsSync(target.indexPath))) {
+    const server = stringFlag(args, 'server');
+    const token = stringFlag(args, 'token');
+    const found = await users.jobsUsing(target, {
+      ...(server !== undefined ? { server } : {}),
+      ...(token !== undefined ? { token } : {}),
+    });
+    if (found.note) io.stderr.write(`note: ${found.note}\n`);
+    if (found.jobs.length > 0) {
+      throw new DataInputError(
+        `${target.tokenPath} is the data of ${found.jobs.length === 1 ? 'a job' : `${found.jobs.length} jobs`} that may still read it: ${found.jobs.join('; ')}. ` +
+          `Replacing it would change the tokens behind their checkpoints' cursors: pack to another path, or pass --force`,
+      );
+    }
+  }
   const result = await pack({ inputs: args.positionals, out, seed, upsample, tokenizer });
   const { index } = result;
   if (args.flags.has('json')) {
@@ -252,7 +290,11 @@ const COMMANDS: Record<string, (argv: readonly string[], io: CommandIo) => Promi
 };
 
 /** Runs `data <command> ...`; returns the exit code. */
-export async function runDataCommand(argv: string[], io: CommandIo = process): Promise<number> {
+export async function runDataCommand(
+  argv: string[],
+  io: CommandIo = process,
+  users?: DataUsers,
+): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     (command === undefined ? io.stderr : io.stdout).write(MAIN_HELP);
@@ -264,7 +306,7 @@ export async function runDataCommand(argv: string[], io: CommandIo = process): P
     return 2;
   }
   try {
-    return await run(rest, io);
+    return await (command === 'pack' ? packCommand(rest, io, users) : run(rest, io));
   } catch (e) {
     if (e instanceof UsageError || e instanceof RangeError) {
       io.stderr.write(`error: ${e.message}\nRun '${PROGRAM} ${command} --help' for usage.\n`);

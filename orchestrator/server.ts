@@ -23,7 +23,8 @@ import { connectRedis, JobQueue } from '../control/job-queue.js';
 import { Scheduler } from '../control/scheduler.js';
 import { ControlService } from './rpc/control-service.js';
 import { nodeDeviceProfile } from './plan/admission.js';
-import { TelemetryHistory } from './telemetry/history.js';
+import { addStandardServices } from './rpc/standard-services.js';
+import { TelemetryHistory } from '../control/telemetry-history.js';
 import { TelemetryService } from './telemetry/telemetry-service.js';
 import type { BackoffPolicy } from '../control/recovery.js';
 import { Watchdog } from './watchdog.js';
@@ -39,6 +40,8 @@ export interface HttpContext {
   redis: Redis;
   telemetry: TelemetryService;
   adminToken?: string;
+  /** Where gRPC listens (the HTTP side names it for clients that came to the wrong port). */
+  grpcAddress: string;
 }
 
 export type HttpHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -148,6 +151,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     const grpc = new Server();
     grpc.addService(controlService, control.implementation());
     grpc.addService(telemetryService, telemetry.implementation());
+    const standard = addStandardServices(grpc);
     const grpcPort = await new Promise<number>((ok, fail) =>
       grpc.bindAsync(
         `${host}:${options.grpcPort ?? DEFAULT_GRPC_PORT}`,
@@ -155,7 +159,13 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
         (err, port) => (err ? fail(err) : ok(port)),
       ),
     );
-    cleanups.push(() => new Promise<void>((done) => grpc.tryShutdown(() => done())));
+    cleanups.push(
+      () =>
+        new Promise<void>((done) => {
+          standard.stopServing();
+          grpc.tryShutdown(() => done());
+        }),
+    );
     const grpcAddress = `${host}:${grpcPort}`;
 
     const scheduler = new Scheduler({
@@ -187,6 +197,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
         redis,
         telemetry,
         ...(options.adminToken ? { adminToken: options.adminToken } : {}),
+        grpcAddress,
       });
       const http: HttpServer = createServer((req, res) => {
         if (handler) return handler(req, res);

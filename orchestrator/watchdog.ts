@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis';
 
 import type { JobQueue } from '../control/job-queue.js';
 import type { JobRecord } from '../control/job-record.js';
-import type { TelemetryHistory } from './telemetry/history.js';
+import type { TelemetryHistory } from '../control/telemetry-history.js';
 
 export interface WatchdogOptions {
   queue: JobQueue;

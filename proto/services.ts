@@ -62,4 +62,6 @@ function serviceDefinition(service: 'Control' | 'Telemetry'): ServiceDefinition 
 
 export const controlService = serviceDefinition('Control');
 export const telemetryService = serviceDefinition('Telemetry');
+/** The contract's source, copied beside this module by the build (gRPC server reflection reads it). */
+export const protoFile = join(dirname(fileURLToPath(import.meta.url)), 'longctx.proto');
 export { longctx };

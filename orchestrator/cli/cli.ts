@@ -15,6 +15,7 @@ import { serverCommand } from './commands/server.js';
 import { showCommand } from './commands/show.js';
 import { submitCommand } from './commands/submit.js';
 import { watchCommand } from './commands/watch.js';
+import { dataUsersOnServer } from './data-users.js';
 import { CliError, ExitCode, EXIT_CODES_HELP } from './exit-codes.js';
 
 export const COMMANDS: Command[] = [
@@ -60,7 +61,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     io.stdout.write('longctx 0.1.0\n');
     return ExitCode.OK;
   }
-  if (name === 'data') return runDataCommand(rest, io);
+  if (name === 'data') return runDataCommand(rest, io, dataUsersOnServer(io.env));
   const command = COMMANDS.find((c) => c.name === name);
   if (!command) {
     io.stderr.write(

@@ -10,7 +10,11 @@ import {
   type ServiceError,
 } from '@grpc/grpc-js';
 
+import { get as httpGet } from 'node:http';
+
 import { controlService, longctx } from '../../proto/services.js';
+import { GRPC_ADDRESS_HEADER } from '../http/app.js';
+import { DEFAULT_GRPC_PORT } from './args.js';
 import { CliError, ExitCode } from './exit-codes.js';
 
 const ControlClientConstructor = makeGenericClientConstructor(controlService, 'Control');
@@ -23,6 +27,37 @@ type UnaryMethod = (
 ) => void;
 
 export const CALL_TIMEOUT_MS = 30_000;
+
+/** Whether `address` answers HTTP/1.1, and the gRPC port it names when it is a longctx server's. */
+function answersHttp(address: string): Promise<{ grpcPort?: string } | undefined> {
+  return new Promise((resolve) => {
+    let url: URL;
+    try {
+      url = new URL(`http://${address}/healthz`);
+    } catch {
+      return resolve(undefined);
+    }
+    const request = httpGet(url, { timeout: 2000 }, (response) => {
+      response.resume();
+      const named = response.headers[GRPC_ADDRESS_HEADER];
+      const port = typeof named === 'string' ? /:(\d+)$/.exec(named)?.[1] : undefined;
+      resolve(port ? { grpcPort: port } : {});
+    });
+    request.on('timeout', () => request.destroy());
+    request.on('error', () => resolve(undefined));
+  });
+}
+
+function httpNotGrpc(address: string, grpcPort: string | undefined): CliError {
+  const host = address.slice(0, address.lastIndexOf(':'));
+  const where = grpcPort
+    ? `this server's gRPC port is ${grpcPort}: use --server ${host}:${grpcPort}`
+    : `point --server at the orchestrator's gRPC port ('longctx server' prints it as "gRPC HOST:PORT"; default ${DEFAULT_GRPC_PORT})`;
+  return new CliError(
+    ExitCode.UNREACHABLE,
+    `${address} answers HTTP, not gRPC (it looks like the dashboard's HTTP port): ${where}`,
+  );
+}
 
 export class ControlClient {
   private readonly client: InstanceType<typeof ControlClientConstructor>;
@@ -40,8 +75,13 @@ export class ControlClient {
     const fn = (this.client as unknown as Record<string, UnaryMethod>)[method]!.bind(this.client);
     return new Promise((resolve, reject) => {
       fn(request, this.metadata, { deadline: Date.now() + timeoutMs }, (err, response) => {
-        if (err) reject(this.explain(err));
-        else resolve(response as Res);
+        if (!err) return resolve(response as Res);
+        if (err.code !== status.UNAVAILABLE || !/Protocol error/i.test(err.details))
+          return reject(this.explain(err));
+        // Something answered, but not in HTTP/2: most likely the dashboard's HTTP port.
+        void answersHttp(this.address).then((http) =>
+          reject(http ? httpNotGrpc(this.address, http.grpcPort) : this.explain(err)),
+        );
       });
     });
   }

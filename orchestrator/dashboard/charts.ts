@@ -1,6 +1,6 @@
-// Line charts over steps with uPlot (bundled from npm at build time): the loss curve, and
-// tokens/s with MFU on a second axis. Checkpoints and restarts are drawn on both as vertical
-// markers at their step, so a jump in the curve can be read against what happened then.
+// Line charts over steps with uPlot (bundled from npm at build time): the loss curve, and tokens/s.
+// Checkpoints and restarts are drawn on both as vertical markers at their step, so a jump in the
+// curve can be read against what happened then.
 import uPlot from 'uplot';
 
 import type { StepSeries } from '../http/views.js';
@@ -104,28 +104,17 @@ export const lossChartSpec: ChartSpec = {
   data: (s) => [s.step, s.loss],
 };
 
+// tokens/s only: MFU is tokens/s times a constant of the job (FLOPs per token over the devices'
+// peak), so a second line would lie exactly on this one. Its value is in the job's header.
 export const throughputChartSpec: ChartSpec = {
   series: [
     {
       label: 'tokens/s',
       stroke: '#6a1b9a',
       width: 2,
-      scale: 'tps',
       value: (_u, v) => (v == null ? '–' : v.toFixed(0)),
     },
-    {
-      label: 'MFU %',
-      stroke: '#ef6c00',
-      width: 2,
-      scale: 'mfu',
-      value: (_u, v) => (v == null ? '–' : `${v.toFixed(2)}%`),
-    },
   ],
-  scales: { tps: { auto: true }, mfu: { auto: true } },
-  axes: [
-    { label: 'step' },
-    { label: 'tokens/s', scale: 'tps' },
-    { label: 'MFU %', scale: 'mfu', side: 1, grid: { show: false } },
-  ],
-  data: (s) => [s.step, s.tokensPerSecond, s.mfu.map((m) => 100 * m)],
+  axes: [{ label: 'step' }, { label: 'tokens/s' }],
+  data: (s) => [s.step, s.tokensPerSecond],
 };

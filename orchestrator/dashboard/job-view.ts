@@ -2,7 +2,7 @@
 // throughput charts, the per-rank time and memory panels, the zigzag shard map and the timeline,
 // all kept current from the job's event stream.
 import type { JobEvent } from '../../control/events.js';
-import type { WorkerEventRecord } from '../telemetry/history.js';
+import type { WorkerEventRecord } from '../../control/telemetry-history.js';
 import type { StepSummary } from '../telemetry/step-aggregator.js';
 import { addStep, type JobDetail, type JobRow } from '../http/views.js';
 import { lossChartSpec, StepChart, throughputChartSpec, type Marker } from './charts.js';
@@ -80,7 +80,11 @@ export function showJob(root: HTMLElement, jobId: string): () => void {
   clear(root);
   const headerSlot = h('div');
   const loss = section('Loss', 'loss-chart');
-  const throughput = section('Throughput', 'throughput-chart');
+  const throughput = section(
+    'Throughput',
+    'throughput-chart',
+    "Tokens per second over all ranks. MFU is proportional to it (× FLOPs per token ÷ the devices' peak), so it is not drawn again: its value is in the header.",
+  );
   const ranks = section('Per-rank time, last step', 'rank-panel');
   const memory = section(
     'Device memory per rank',
@@ -163,10 +167,22 @@ export function showJob(root: HTMLElement, jobId: string): () => void {
       })
       .catch(() => undefined);
   };
+  // The first paint comes from one plain read of the job, so it never waits on the event stream
+  // (a proxy may hold server-sent events back); the stream's own snapshot, when it comes, wins.
+  let streamed = false;
+  fetch(`/api/jobs/${encodeURIComponent(jobId)}`)
+    .then(async (r) => (r.ok ? ((await r.json()) as JobDetail) : undefined))
+    .then((first) => {
+      if (!first || streamed) return;
+      detail = first;
+      render();
+    })
+    .catch(() => undefined); // the stream shows the job, or refused() says why not
   const close = subscribe(
     `/api/jobs/${encodeURIComponent(jobId)}/stream`,
     {
       snapshot: (data) => {
+        streamed = true;
         detail = data as JobDetail;
         render();
       },

@@ -65,6 +65,8 @@ export function showJobs(root: HTMLElement): () => void {
     body,
   );
   root.append(h('h1', {}, 'Jobs'), tableEl, empty);
+  // "No jobs yet" only once the server has said so.
+  empty.hidden = true;
   const rows = new Map<string, JobRow>();
   const render = () => {
     clear(body);
@@ -72,8 +74,20 @@ export function showJobs(root: HTMLElement): () => void {
       body.append(rowElement(row));
     empty.hidden = rows.size > 0;
   };
+  // The first paint comes from one plain read, never waiting on the event stream; the stream's
+  // own snapshot, when it comes, replaces it.
+  let streamed = false;
+  fetch('/api/jobs')
+    .then(async (r) => (r.ok ? ((await r.json()) as { jobs: JobRow[] }).jobs : undefined))
+    .then((first) => {
+      if (!first || streamed) return;
+      for (const row of first) rows.set(row.id, row);
+      render();
+    })
+    .catch(() => undefined);
   return subscribe('/api/stream', {
     jobs: (data) => {
+      streamed = true;
       rows.clear();
       for (const row of data as JobRow[]) rows.set(row.id, row);
       render();
@@ -81,9 +95,13 @@ export function showJobs(root: HTMLElement): () => void {
     job: (data) => {
       const row = data as JobRow;
       rows.set(row.id, row);
-      const existing = body.querySelector(`tr[data-job-id="${CSS.escape(row.id)}"]`);
-      if (existing) existing.replaceWith(rowElement(row));
-      else render();
+      const existing = body.querySelector<HTMLTableRowElement>(`tr[data-job-id="${CSS.escape(row.id)}"]`);
+      if (!existing) return render();
+      // In place, keeping the first cell (the job's link): a row rebuilt on every step could
+      // never be clicked while its job trains fast.
+      const fresh = rowElement(row);
+      existing.dataset.state = row.state;
+      for (let i = fresh.cells.length - 1; i >= 1; i--) existing.cells[i]!.replaceWith(fresh.cells[i]!);
     },
   });
 }

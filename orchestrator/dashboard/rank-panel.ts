@@ -1,7 +1,7 @@
 // Per-rank panels for the latest step. Time: each rank's step split into compute, waiting on
 // communication, and the rest (data, optimizer, checkpoint, idle), on one scale so the slowest
 // rank's bar is full width; stragglers (slow compute over several steps) are flagged. Memory: each
-// rank's measured device peak against the planner's prediction and the device budget.
+// rank's measured device peak against the planner's prediction, on a scale of the device budget.
 import type { JobPlan } from '../http/views.js';
 import type { StepSummary } from '../telemetry/step-aggregator.js';
 import { clear, h } from './dom.js';
@@ -82,9 +82,9 @@ export function renderRankMemory(
   }
   const budget = plan?.budgetBytes ?? 0;
   const predicted = plan?.memory.peak ?? 0;
-  // Scaled to the larger of plan and measurement (not the budget, which may dwarf both), so the
-  // difference between prediction and measurement is what the eye sees.
-  const scale = 1.15 * Math.max(predicted, ...peaks, 1);
+  // A full bar is the device budget: what a rank can use, so a bar's length reads as "how full".
+  // Only without a plan (no budget known) is the scale the largest value, and the caption says so.
+  const scale = budget > 0 ? budget : Math.max(predicted, ...peaks, 1);
   root.append(
     h(
       'div',
@@ -93,13 +93,14 @@ export function renderRankMemory(
       plan
         ? h('span', { class: 'key predicted' }, `planned peak ${bytes(predicted)}`)
         : h('span', {}, 'no plan recorded'),
+      budget > 0 ? h('span', {}, `${percent(Math.max(...peaks) / budget)} of the budget used at most`) : null,
+    ),
+    h(
+      'p',
+      { class: 'caption mem-scale', 'data-scale-bytes': scale },
       budget > 0
-        ? h(
-            'span',
-            {},
-            `budget ${bytes(budget)} per device (${percent(Math.max(...peaks) / budget)} used at most)`,
-          )
-        : null,
+        ? `Scale: a full bar is the device budget, ${bytes(budget)} per device.`
+        : `Scale: a full bar is the largest value shown, ${bytes(scale)} (no budget known).`,
     ),
   );
   peaks.forEach((peak, rank) => {
@@ -119,7 +120,8 @@ export function renderRankMemory(
           })
         : null,
     );
-    const vsPlan = predicted > 0 ? ` (${((100 * peak) / predicted).toFixed(0)}% of plan)` : '';
+    const ofBudget = budget > 0 ? `, ${percent(peak / budget)} of budget` : '';
+    const vsPlan = predicted > 0 ? ` (${((100 * peak) / predicted).toFixed(0)}% of plan${ofBudget})` : '';
     root.append(
       h(
         'div',

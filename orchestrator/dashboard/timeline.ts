@@ -1,7 +1,7 @@
 // The job's timeline over wall-clock time: every state change (placed, running, recovering after a
 // failure, …) and every checkpoint, so restarts and saves line up with the charts above.
 import type { JobEvent } from '../../control/events.js';
-import type { WorkerEventRecord } from '../telemetry/history.js';
+import type { WorkerEventRecord } from '../../control/telemetry-history.js';
 import { clear, h, svg } from './dom.js';
 import { clock } from './format.js';
 

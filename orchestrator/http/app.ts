@@ -5,13 +5,13 @@
 //   GET /api/stream               server-sent events: the table, then each row as it changes
 //   GET /api/jobs/<id>/stream     server-sent events: the detail, then steps, worker events, states
 //   GET /metrics                  Prometheus text exposition
-//   GET /healthz                  liveness, never behind the admin token
+//   GET /healthz                  liveness, never behind the admin token; names the gRPC address
 // With an admin token (a server listening beyond loopback) everything else needs it: see auth.ts.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Redis } from 'ioredis';
 
 import type { JobQueue } from '../../control/job-queue.js';
-import type { TelemetryHistory } from '../telemetry/history.js';
+import type { TelemetryHistory } from '../../control/telemetry-history.js';
 import { isAdminToken, isAuthorized, tokenCookie } from './auth.js';
 import { DashboardApi } from './dashboard-api.js';
 import { LiveFeed } from './live-feed.js';
@@ -34,6 +34,8 @@ export interface HttpAppOptions {
   adminToken?: string;
   /** The Telemetry service, for its count of ingested reports in /metrics. */
   telemetry?: { reportsIngested: number };
+  /** The server's gRPC address (host:port), named on /healthz. */
+  grpcAddress?: string;
   /** Where the built dashboard is (default: dist/orchestrator/dashboard). */
   dashboardDir?: string;
   /** Export the process's CPU/memory/event-loop metrics too (default true). */
@@ -48,6 +50,9 @@ export interface HttpApp {
   /** Ends the live subscription and every open event stream; the listener is the caller's. */
   close(): Promise<void>;
 }
+
+/** The header /healthz carries: where the server's gRPC listens (a CLI at the wrong port reads it). */
+export const GRPC_ADDRESS_HEADER = 'x-longctx-grpc-address';
 
 class HttpError extends Error {
   constructor(
@@ -88,6 +93,8 @@ export function createHttpApp(options: HttpAppOptions): HttpApp {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;
     if (path === '/healthz') {
+      // Says where gRPC is, so a CLI pointed at this port by mistake can say which one to use.
+      if (options.grpcAddress) res.setHeader(GRPC_ADDRESS_HEADER, options.grpcAddress);
       res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
       res.end('ok\n');
       return;

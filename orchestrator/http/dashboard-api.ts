@@ -9,7 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { JobEvent } from '../../control/events.js';
 import type { JobQueue } from '../../control/job-queue.js';
 import type { JobRecord } from '../../control/job-record.js';
-import type { TelemetryHistory, WorkerEventRecord } from '../telemetry/history.js';
+import type { TelemetryHistory, WorkerEventRecord } from '../../control/telemetry-history.js';
 import type { LiveFeed, LiveUpdate } from './live-feed.js';
 import { SseStream } from './sse.js';
 import {

@@ -6,7 +6,7 @@ import type { Redis } from 'ioredis';
 
 import { parseJobEvent, type JobEvent } from '../../control/events.js';
 import type { Keys } from '../../control/keys.js';
-import type { TelemetryHistory, TelemetryUpdate } from '../telemetry/history.js';
+import type { TelemetryHistory, TelemetryUpdate } from '../../control/telemetry-history.js';
 
 export type LiveUpdate = { kind: 'job'; event: JobEvent } | { kind: 'telemetry'; update: TelemetryUpdate };
 

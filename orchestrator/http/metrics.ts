@@ -9,7 +9,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { JobQueue } from '../../control/job-queue.js';
 import { JOB_STATES, TERMINAL_STATES, WAITING_STATES, type JobRecord } from '../../control/job-record.js';
 import { freeDevices } from '../../control/store.js';
-import type { TelemetryHistory } from '../telemetry/history.js';
+import type { TelemetryHistory } from '../../control/telemetry-history.js';
 import type { StepSummary } from '../telemetry/step-aggregator.js';
 import type { LiveFeed } from './live-feed.js';
 import type { JobPlan } from './views.js';
@@ -27,7 +27,11 @@ export interface MetricsOptions {
   getPlan: (jobId: string) => Promise<JobPlan | undefined>;
   /** The Telemetry service, for its count of ingested reports. */
   telemetry?: { reportsIngested: number };
-  /** Also export the process's own metrics (CPU, memory, event loop), prefixed longctx_process_. */
+  /**
+   * Also export the process's own metrics (CPU, memory, event loop) under the standard names every
+   * Prometheus client library uses (process_cpu_seconds_total, nodejs_heap_size_used_bytes), so
+   * stock dashboards and alerts find them; Prometheus' job/instance labels say whose they are.
+   */
   processMetrics?: boolean;
 }
 
@@ -45,8 +49,7 @@ export interface Metrics {
 export function createMetrics(options: MetricsOptions): Metrics {
   const { queue, history, getPlan } = options;
   const registry = new Registry();
-  if (options.processMetrics !== false)
-    collectDefaultMetrics({ register: registry, prefix: 'longctx_process_' });
+  if (options.processMetrics !== false) collectDefaultMetrics({ register: registry });
 
   // One read of Redis per scrape, shared by every per-job collector below.
   let snapshot: Promise<JobSnapshot[]> | undefined;

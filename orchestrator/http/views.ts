@@ -5,7 +5,7 @@
 import type { PlanResult } from '../plan/planner.js';
 import type { JobEvent } from '../../control/events.js';
 import type { JobRecord, JobState } from '../../control/job-record.js';
-import type { JobProgress, WorkerEventRecord } from '../telemetry/history.js';
+import type { JobProgress, WorkerEventRecord } from '../../control/telemetry-history.js';
 import type { StepSummary } from '../telemetry/step-aggregator.js';
 
 /** What a job keeps of its plan: everything but the candidates that were not chosen. */

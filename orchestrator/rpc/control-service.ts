@@ -14,7 +14,7 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { MANIFEST_FILE } from '../../checkpoints/commit.js';
-import { listCheckpoints } from '../../checkpoints/validate.js';
+import { checkpointBytes, listCheckpoints, readManifestQuietly } from '../../checkpoints/validate.js';
 import { runFolder } from '../../core/run-folder.js';
 import { planToProto, stepSummaryToProto, workerEventToProto } from '../../proto/convert.js';
 import { longctx } from '../../proto/services.js';
@@ -23,7 +23,7 @@ import type { PlanStore } from '../plan/plan-store.js';
 import { planSummary } from '../plan/planner.js';
 import type { JobQueue } from '../../control/job-queue.js';
 import { fromProtoJobState, isTerminal, toJobSummary, type JobRecord } from '../../control/job-record.js';
-import type { TelemetryHistory, TelemetryUpdate } from '../telemetry/history.js';
+import type { TelemetryHistory, TelemetryUpdate } from '../../control/telemetry-history.js';
 
 export interface ControlServiceOptions {
   queue: JobQueue;
@@ -86,18 +86,23 @@ export class ControlService {
   private async checkpoints(jobId: string): Promise<longctx.ICheckpointInfo[]> {
     const out: longctx.ICheckpointInfo[] = [];
     for (const { step, dir } of (await listCheckpoints(this.checkpointsDir(jobId))).reverse()) {
-      const manifest = await stat(join(dir, MANIFEST_FILE)).catch(() => undefined);
-      out.push({ step, path: dir, valid: manifest !== undefined, writtenAtMs: manifest?.mtimeMs ?? 0 });
+      // The manifest only (`longctx checkpoints` reads every byte): valid means published here.
+      const manifest = await readManifestQuietly(dir);
+      const written = manifest ? await stat(join(dir, MANIFEST_FILE)).catch(() => undefined) : undefined;
+      out.push({
+        step,
+        path: dir,
+        valid: manifest !== undefined,
+        bytes: manifest ? checkpointBytes(manifest) : 0,
+        writtenAtMs: written?.mtimeMs ?? 0,
+      });
     }
     const saved = (await this.o.history.workerEvents(jobId)).filter(
       (e) => e.kind === 'checkpoint-saved' && e.checkpoint,
     );
     for (const c of out) {
       const event = saved.find((e) => e.checkpoint?.step === Number(c.step));
-      if (event?.checkpoint) {
-        c.bytes = event.checkpoint.bytes;
-        c.saveSeconds = event.checkpoint.saveSeconds;
-      }
+      if (event?.checkpoint) c.saveSeconds = event.checkpoint.saveSeconds;
     }
     return out;
   }

@@ -10,7 +10,7 @@ import { rankStepFromProto, workerEventFromProto } from '../../proto/convert.js'
 import { longctx } from '../../proto/services.js';
 import { trainingFlopsPerStep } from '../plan/flops.js';
 import type { JobRecord } from '../../control/job-record.js';
-import type { TelemetryHistory } from './history.js';
+import type { TelemetryHistory } from '../../control/telemetry-history.js';
 import { StepAggregator } from './step-aggregator.js';
 
 type Call = ServerDuplexStream<longctx.TelemetryMessage, longctx.ITelemetryCommand>;

@@ -6,13 +6,16 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Queue } from 'bullmq';
 
 import { NodeAgent } from '../../cluster/agent.js';
 import { killGroupsNow, processAlive } from '../../cluster/process-groups.js';
 import type { RankLaunch } from '../../core/rank-launch.js';
 import { JobQueue } from '../../control/job-queue.js';
 import type { JobRecord, JobState } from '../../control/job-record.js';
+import { nodeQueueName } from '../../control/keys.js';
 import { Scheduler } from '../../control/scheduler.js';
+import { TelemetryHistory } from '../../control/telemetry-history.js';
 import type { RankPlan } from '../fixtures/rank.js';
 import {
   AGENT_MAIN,
@@ -26,6 +29,7 @@ import {
   waitFor,
 } from '../helpers/control.js';
 import { useRedis } from '../helpers/redis.js';
+import { gangSteps } from '../ops/fixtures.js';
 
 const redisServer = useRedis(test);
 
@@ -251,6 +255,35 @@ test('a placed job runs one rank per allocated device and succeeds', async (t) =
   const log = readFileSync(join(c.runsDir, id, 'logs', 'rank-1.log'), 'utf8');
   t.deepEqual(JSON.parse(/launch (.*)/.exec(log)![1]!), { ...r1 });
   t.is(await heldDevices(c, 'n4'), 0);
+});
+
+test('the node queue entry shows the running job’s progress and stays as history once it ends', async (t) => {
+  const c = await cluster(t);
+  await c.startAgent('np', 2);
+  const id = await c.submit('progress', 2, { runMs: 4000 });
+  await c.waitForState(id, 'RUNNING');
+  const connection = connect(redisServer().url);
+  const nodeQueue = new Queue(nodeQueueName('np'), { connection, prefix: c.queue.store.keys.prefix });
+  t.teardown(async () => {
+    await nodeQueue.close();
+    connection.disconnect();
+  });
+  // Steps as the Telemetry service records them from the ranks.
+  const history = new TelemetryHistory(connection, c.queue.store.keys);
+  for (const step of gangSteps(1, 2)) await history.recordStep(id, 1, step);
+  const progress = await waitFor('the progress on the node queue entry', async () => {
+    const entry = await nodeQueue.getJob(`${id}.1`);
+    const p = entry?.progress as { step?: number } | undefined;
+    return p?.step === 1 ? p : undefined;
+  });
+  // The test spec has 1 step; gangSteps' loss is 5.5 − 0.1·step.
+  t.deepEqual(progress, { step: 1, totalSteps: 1, loss: 5.4, attempt: 1, percent: 100 });
+  await c.waitForState(id, 'SUCCEEDED');
+  const finished = await waitFor('the finished entry', async () =>
+    (await nodeQueue.getCompleted()).find((j) => j.id === `${id}.1`),
+  );
+  t.is(finished.returnvalue, 'succeeded');
+  t.like(finished.progress, { step: 1, totalSteps: 1 });
 });
 
 test('a rank exiting non-zero stops its gang; the job restarts as a new attempt and succeeds', async (t) => {

@@ -118,7 +118,7 @@ test.serial('submit → watch → ls → show → logs → checkpoints for a job
   const detail = parseJson<{
     summary: JobSummaryJson;
     plan: { perRank: { total: number }; shards: unknown[] };
-    checkpoints: { step: number; valid: boolean }[];
+    checkpoints: { step: number; valid: boolean; bytes: number }[];
     recentSteps: { step: number }[];
   }>(shown);
   t.is(detail.summary.state, 'SUCCEEDED');
@@ -133,6 +133,7 @@ test.serial('submit → watch → ls → show → logs → checkpoints for a job
   );
   const shownText = await runCli(['show', id, ...at()]);
   t.regex(shownText.stdout, /zigzag shards: 16 chunks of 4 tokens/);
+  t.regex(shownText.stdout, /SUCCEEDED for \S+, last step \S+ ago/);
 
   const logs = await runCli(['logs', id, '--runs', runs(), '--json']);
   t.is(logs.code, 0, logs.stderr);
@@ -162,6 +163,16 @@ test.serial('submit → watch → ls → show → logs → checkpoints for a job
     ],
   );
   t.true(listing.checkpoints.every((c) => c.bytes > 0));
+  // show (the server: manifests only) and checkpoints (every byte) give one size and one vocabulary.
+  const shownSizes = detail.checkpoints.map((c) => [c.step, c.bytes]);
+  t.deepEqual(
+    shownSizes,
+    [...listing.checkpoints].reverse().map((c) => [c.step, c.bytes]),
+  );
+  const listed6 = (await runCli(['checkpoints', id, '--runs', runs()])).stdout;
+  const size6 = /^6 +valid +(\S+ \S+) /m.exec(listed6)?.[1];
+  t.truthy(size6, listed6);
+  t.regex(shownText.stdout, new RegExp(`^  6 +published +${size6!.replace('.', '\\.')} `, 'm'));
   // One flipped byte: the newest no longer verifies, and says which file and why.
   const model = join(listing.checkpoints[0]!.path, 'model.safetensors');
   const bytes = await readFile(model);
@@ -249,6 +260,9 @@ test.serial('resume queues a cancelled job again and it continues from its newes
     resumed,
   );
   t.like(answer, { resumed: true, previousState: 'CANCELLED', fromStep: newest.step });
+  // Followed as plain lines (no terminal) from here until it is cancelled again. (Whether it
+  // connects before the resume event is a race: the resume wording is checked through show --json.)
+  const plainWatch = runCli(['watch', id, ...at()], { timeoutMs: 180_000 });
   t.is(answer.checkpoint, join(runs(), id, 'checkpoints', `step-${String(newest.step).padStart(8, '0')}`));
   // Same id, next attempt, and the workers say they resumed from that step, then train past it.
   await waitFor(
@@ -262,6 +276,18 @@ test.serial('resume queues a cancelled job again and it continues from its newes
     },
     60_000,
   );
+  // The resume says which attempt it is and the step it continues from, at that step.
+  const resumedEvents = parseJson<{ events: { kind: string; step: number; message: string }[] }>(
+    await runCli(['show', id, '--json', ...at()]),
+  ).events.filter((e) => e.kind === 'resumed');
+  t.true(resumedEvents.length > 0);
+  for (const e of resumedEvents) {
+    t.is(e.step, newest.step);
+    t.regex(
+      e.message,
+      new RegExp(`^attempt 2 continues from step ${newest.step} \\(checkpoint saved on 8 ranks\\)$`),
+    );
+  }
   const log = await waitFor(
     "a step after the resume in rank 0's log",
     async () => {
@@ -277,6 +303,14 @@ test.serial('resume queues a cancelled job again and it continues from its newes
   t.regex(again.stderr, /cannot resume .*: it is (QUEUED|PLACED|RUNNING), not ended/);
   t.is((await runCli(['cancel', id, ...at()])).code, 0);
   t.is((await runCli(['watch', id, ...at()], { timeoutMs: 120_000 })).code, 7);
+  const plain = await plainWatch;
+  t.is(plain.code, 7, plain.stderr);
+  t.regex(plain.stdout, /: step \d+: checkpoint \d+ \(rank \d\)\n/);
+  const plainLines = plain.stdout.trimEnd().split('\n');
+  t.true(
+    plainLines.every((line, i) => i === 0 || line !== plainLines[i - 1]),
+    `no line twice in a row:\n${plain.stdout}`,
+  );
 
   const succeeded = parseJson<{ jobs: JobSummaryJson[] }>(
     await runCli(['ls', '--state', 'succeeded', '--json', ...at()]),
@@ -286,6 +320,56 @@ test.serial('resume queues a cancelled job again and it continues from its newes
   t.regex(done.stderr, /it already finished all its steps/);
   const unknown = await runCli(['resume', 'nobody-1-0000', ...at()]);
   t.is(unknown.code, 4);
+});
+
+test.serial(
+  "--server at the dashboard's HTTP port says it answers HTTP, and which port is gRPC",
+  async (t) => {
+    const httpAddress = new URL(server!.httpUrl).host;
+    const grpcPort = server!.grpcAddress.split(':').at(-1)!;
+    const r = await runCli(['ls', '--server', httpAddress]);
+    t.is(r.code, 3, r.stderr);
+    t.is(
+      r.stderr.trim(),
+      `error: ${httpAddress} answers HTTP, not gRPC (it looks like the dashboard's HTTP port): this server's gRPC port is ${grpcPort}: use --server 127.0.0.1:${grpcPort}`,
+    );
+  },
+);
+
+test.serial('data pack refuses to replace the data of resumable jobs unless --force', async (t) => {
+  const corpus = join(dir, 'corpus.tokens');
+  const before = await readFile(corpus);
+  const refused = await runCli(['data', 'pack', '--out', corpus, join(dir, 'synth.jsonl'), ...at()]);
+  t.is(refused.code, 1, refused.stderr);
+  // The cancelled jobs of the tests above read it and could be resumed.
+  t.regex(
+    refused.stderr,
+    new RegExp(
+      `^error: ${corpus.replace(/[.]/g, '\\.')} is the data of \\d+ jobs that may still read it: .*resumable-\\S+ \\(CANCELLED at step \\d+ of 100000: resumable\\).*pack to another path, or pass --force\n$`,
+    ),
+  );
+  t.regex(refused.stderr, /long-\S+ \(CANCELLED at step \d+ of 100000: resumable\)/);
+  t.notRegex(refused.stderr, /short-/, 'a job that finished reads it no more');
+  t.true((await readFile(corpus)).equals(before), 'the file is untouched');
+  const elsewhere = await runCli([
+    'data',
+    'pack',
+    '--out',
+    join(dir, 'other.tokens'),
+    join(dir, 'synth.jsonl'),
+    ...at(),
+  ]);
+  t.is(elsewhere.code, 0, elsewhere.stderr);
+  const forced = await runCli([
+    'data',
+    'pack',
+    '--out',
+    corpus,
+    join(dir, 'synth.jsonl'),
+    '--force',
+    ...at(),
+  ]);
+  t.is(forced.code, 0, forced.stderr);
 });
 
 test.serial('logs names the ranks that have logs when asked for one that has none', async (t) => {

@@ -1,8 +1,9 @@
 // The dashboard in a real browser against a running job: Debian's chromium, headless, driven by
 // playwright-core (never a downloaded browser). A server with its own Redis and a node agent of 8
 // emulated CPU devices trains the tiny model; the page must list the job, grow the loss chart as
-// steps arrive, show all 8 ranks in the per-rank panels, and follow the job to CANCELLED. A
-// screenshot is kept in test-artifacts/ for people to look at.
+// steps arrive, show all 8 ranks in the per-rank panels (memory on the scale of the budget), paint
+// the job before any live event arrives, and follow the job to CANCELLED. Screenshots are kept in
+// test-artifacts/ for people to look at.
 import test from 'ava';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -135,6 +136,61 @@ test('the dashboard follows a running job: table, loss curve gaining points, 8 r
   const loss = Number(await page.textContent('.stat.loss .value'));
   t.true(loss > 0 && loss < 10, `loss ${loss}`);
   await page.screenshot({ path: join(ARTIFACTS, 'dashboard-job.png'), fullPage: true });
+
+  // The throughput chart draws tokens/s alone (MFU is proportional to it: a number in the header).
+  t.deepEqual(await page.locator('#throughput-chart .u-legend .u-series .u-label').allTextContents(), [
+    'step',
+    'tokens/s',
+  ]);
+  t.regex((await page.textContent('.stat.mfu .value')) ?? '', /%$/);
+
+  // Memory bars: a full bar is the device budget, and the caption says so.
+  const { plan } = (await (await fetch(`${server!.httpUrl!}/api/jobs/${jobId}`)).json()) as {
+    plan: { budgetBytes: number };
+  };
+  t.true(plan.budgetBytes > 0);
+  t.is(Number(await page.getAttribute('#memory-panel .mem-scale', 'data-scale-bytes')), plan.budgetBytes);
+  t.regex(
+    (await page.textContent('#memory-panel .mem-scale')) ?? '',
+    /^Scale: a full bar is the device budget, \d+(\.\d+)? [KMG]iB per device\.$/,
+  );
+  // Read in the page (no DOM types here): each row's bar and measured widths, and its numbers.
+  const bars = await page.evaluate<{ bar: number; measured: number; text: string }[]>(
+    `[...document.querySelectorAll('#memory-panel .mem-row')].map((row) => ({
+      bar: row.querySelector('.mem-bar').getBoundingClientRect().width,
+      measured: row.querySelector('.seg.measured').getBoundingClientRect().width,
+      text: row.querySelector('.rank-numbers').textContent,
+    }))`,
+  );
+  const peaks = await page.evaluate<number[]>(
+    `fetch('/api/jobs/${jobId}').then((r) => r.json()).then((d) => d.rankPeakBytes)`,
+  );
+  bars.forEach((b, rank) => {
+    // 2 px at least (a tiny peak stays visible), else its share of the budget, within a pixel.
+    const expected = Math.max(2, (b.bar * peaks[rank]!) / plan.budgetBytes);
+    t.true(Math.abs(b.measured - expected) <= 1.5, `rank ${rank}: ${b.measured}px, expected ${expected}px`);
+    t.regex(b.text, /of budget\)$/);
+  });
+
+  // The first paint of the job's page shows the job before any live event: with the event
+  // stream held back, the page still renders it from one plain read.
+  const held = await browser!.newPage({ viewport: { width: 1400, height: 1700 } });
+  t.teardown(() => held.close());
+  await held.route('**/stream', () => {
+    // never answered: no live event reaches this page
+  });
+  await held.goto(`${server!.httpUrl!}/#/jobs/${encodeURIComponent(jobId)}`);
+  await held.waitForSelector('#job-state', { timeout: 30_000 });
+  t.is(await held.textContent('#job-state'), 'RUNNING');
+  t.is(await held.textContent('#connection'), 'connecting…', 'no live update has arrived');
+  t.true(Number(await held.getAttribute('#loss-chart', 'data-points')) >= 1);
+  t.is(await held.locator('#memory-panel .mem-row').count(), 8);
+  t.regex((await held.textContent('.stat.step .value')) ?? '', /^\d+ \/ 100000 /);
+  await held.screenshot({ path: join(ARTIFACTS, 'dashboard-job-first-paint.png'), fullPage: true });
+  // The jobs table too.
+  await held.goto(`${server!.httpUrl!}/#/`);
+  await held.waitForSelector(`${row}[data-state="RUNNING"]`, { timeout: 30_000 });
+  t.true(await held.locator('.empty').first().isHidden(), "no 'No jobs yet' while a job exists");
 
   // Cancelling shows up live on the open page.
   const cancelled = await client.cancelJob(jobId);

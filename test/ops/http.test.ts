@@ -11,7 +11,7 @@ import { cpuProfile } from '../../orchestrator/plan/devices.js';
 import { PlanStore } from '../../orchestrator/plan/plan-store.js';
 import { planJob } from '../../orchestrator/plan/planner.js';
 import { JobQueue } from '../../control/job-queue.js';
-import { TelemetryHistory } from '../../orchestrator/telemetry/history.js';
+import { TelemetryHistory } from '../../control/telemetry-history.js';
 import type { StepSummary } from '../../orchestrator/telemetry/step-aggregator.js';
 import { connect, cpuInventory, deletePrefix, tempDir, testPrefix } from '../helpers/control.js';
 import { useRedis } from '../helpers/redis.js';

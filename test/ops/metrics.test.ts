@@ -10,7 +10,7 @@ import { cpuProfile } from '../../orchestrator/plan/devices.js';
 import { PlanStore } from '../../orchestrator/plan/plan-store.js';
 import { planJob } from '../../orchestrator/plan/planner.js';
 import { JobQueue } from '../../control/job-queue.js';
-import { TelemetryHistory } from '../../orchestrator/telemetry/history.js';
+import { TelemetryHistory } from '../../control/telemetry-history.js';
 import { connect, cpuInventory, deletePrefix, testPrefix, waitFor } from '../helpers/control.js';
 import { useRedis } from '../helpers/redis.js';
 import { gangSteps, get, jobSpec, listen } from './fixtures.js';
@@ -96,11 +96,15 @@ test('/metrics parses as Prometheus text and reports the jobs, their telemetry a
     return Number(sample?.count) === 6 ? parsed : undefined;
   });
 
+  const standard = (name: string) => name.startsWith('process_') || name.startsWith('nodejs_');
   for (const f of families) {
     t.regex(f.name, /^[a-z_:][a-z0-9_:]*$/, `${f.name}: Prometheus metric name`);
     t.true(f.help.length > 0, `${f.name} has help`);
+    // No word twice in a row (longctx_process_process_cpu_seconds_total was one).
+    t.notRegex(f.name, /(^|_)([a-z0-9]+)_\2(_|$)/, `${f.name}: a doubled prefix`);
     // Ours; the process metrics are prom-client's standard set, named as other Node services name them.
-    if (!f.name.startsWith('longctx_process_')) {
+    if (!standard(f.name)) {
+      t.true(f.name.startsWith('longctx_'), `${f.name}: ours start with longctx_`);
       if (f.type === 'COUNTER') t.regex(f.name, /_total$/, `${f.name}: counters end in _total`);
       else t.notRegex(f.name, /_total$/, `${f.name}: only counters end in _total`);
     }
@@ -164,8 +168,13 @@ test('/metrics parses as Prometheus text and reports the jobs, their telemetry a
   t.is(Number(checkpointSample.sum), 0.75);
 
   t.is(value(families, 'longctx_telemetry_reports_total'), 1234);
-  t.true(
+  // The process metrics under the names every Prometheus client library gives them.
+  t.is(family(families, 'process_cpu_seconds_total').type, 'COUNTER');
+  t.true(value(families, 'process_cpu_seconds_total') > 0);
+  t.true(value(families, 'process_resident_memory_bytes') > 1e6);
+  t.is(family(families, 'nodejs_eventloop_lag_seconds').type, 'GAUGE');
+  t.false(
     families.some((f) => f.name.startsWith('longctx_process_')),
-    'process metrics are exported',
+    'no process metric under our prefix',
   );
 });

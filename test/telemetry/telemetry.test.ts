@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import { MODEL_PRESETS } from '../../core/model-config.js';
 import type { JobRecord } from '../../control/job-record.js';
 import { Keys } from '../../control/keys.js';
-import { TelemetryHistory } from '../../orchestrator/telemetry/history.js';
+import { TelemetryHistory } from '../../control/telemetry-history.js';
 import { StepAggregator } from '../../orchestrator/telemetry/step-aggregator.js';
 import { TelemetryService } from '../../orchestrator/telemetry/telemetry-service.js';
 import { telemetryService } from '../../proto/services.js';
@@ -135,10 +135,7 @@ test('ranks with the right token are acked; their steps become one record per st
   clients[0]!.reportStep(step(1, 1.0));
   clients[1]!.reportStep(step(1, 1.2));
   clients[0]!.reportEvent('checkpoint-saved', 'checkpoint 1', {
-    step: 1,
-    path: '/runs/job-a/checkpoints/step-00000001',
-    bytes: 1234,
-    saveSeconds: 0.5,
+    checkpoint: { step: 1, path: '/runs/job-a/checkpoints/step-00000001', bytes: 1234, saveSeconds: 0.5 },
   });
   const [summary] = await until(async () => {
     const s = await f.history.steps('job-a');

@@ -8,7 +8,12 @@ import { join } from 'node:path';
 
 import { parseManifest } from '../../checkpoints/manifest.js';
 import { verifyCheckpoint } from '../../checkpoints/validate.js';
-import { loadCheckpoint, saveCheckpoint, type RunState } from '../../worker-native/host/checkpoint-io.js';
+import {
+  hfConfig,
+  loadCheckpoint,
+  saveCheckpoint,
+  type RunState,
+} from '../../worker-native/host/checkpoint-io.js';
 import { createTrainer } from '../../worker-native/trainer.js';
 import { bitwiseEqual, rankTokens, sequence, tinyConfig, trainerOptions } from '../trainer/fixtures.js';
 
@@ -30,6 +35,7 @@ test('a save in the background writes the same checkpoint as an awaited one, and
     lastLoss: 4.1,
     seed: 5,
     worldSize: 1,
+    dataSha256: 'ab'.repeat(32),
   };
   const saved = [];
   for (const background of [false, true]) {
@@ -41,6 +47,7 @@ test('a save in the background writes the same checkpoint as an awaited one, and
         rank: 0,
         world: 1,
         config: { ...config },
+        trainedAs: { seqLen: 229_376, precision: 'fp32', specials: { bos: 256, eos: 257, pad: 258 } },
         views: trainer.parameterViews(),
         shard: trainer.shard,
         numParameters: trainer.numParameters,
@@ -76,4 +83,28 @@ test('a save in the background writes the same checkpoint as an awaited one, and
   t.true(bitwiseEqual(loaded.expAvg, snapshot.expAvg) && bitwiseEqual(loaded.expAvgSq, snapshot.expAvgSq));
   t.is(loaded.adamStep, 1);
   t.deepEqual(loaded.state, { ...state, adamStep: 1 });
+
+  // config.json as Hugging Face reads it: the trained context, not HF's 32768 default.
+  const hf = JSON.parse(await readFile(join(background, 'config.json'), 'utf8')) as Record<string, unknown>;
+  t.like(hf, {
+    architectures: ['Qwen2ForCausalLM'],
+    model_type: 'qwen2',
+    hidden_size: config.hidden_size,
+    max_position_embeddings: 229_376,
+    bos_token_id: 256,
+    eos_token_id: 257,
+    pad_token_id: 258,
+    use_sliding_window: false,
+    torch_dtype: 'float32',
+  });
+});
+
+test("config.json: the dtype follows the precision, the context is at least the base model's", (t) => {
+  const config = tinyConfig(2);
+  const specials = { bos: 151643, eos: 151643, pad: 151643 };
+  const bf16 = hfConfig(config, { seqLen: 4096, precision: 'bf16', specials, baseMaxPositions: 131072 });
+  t.like(bf16, { torch_dtype: 'bfloat16', max_position_embeddings: 131072, bos_token_id: 151643 });
+  const long = hfConfig(config, { seqLen: 229_376, precision: 'fp32', specials, baseMaxPositions: 131072 });
+  t.like(long, { torch_dtype: 'float32', max_position_embeddings: 229_376 });
+  t.is(hfConfig(config, { seqLen: 128, precision: 'fp32', specials }).max_position_embeddings, 128);
 });

@@ -218,6 +218,83 @@ test('a corrupt newest checkpoint is skipped with a warning and training resumes
   t.deepEqual(losses(resumed), losses((await stepLog(straight)).slice(5)));
 });
 
+test('a resume on data re-packed since the checkpoint says so; its config.json names the trained context', async (t) => {
+  // Its own data file: the other tests of this file run at the same time on the shared one.
+  const corpus = join(root, 'repacked.bin');
+  await pack({ inputs: [join(root, 'corpus.jsonl')], out: corpus, seed: 3 });
+  const s = { ...spec('repacked', 10), data: { path: corpus } };
+  const dir = runDir();
+  expectSuccess(
+    t,
+    await runGang(t, {
+      spec: s,
+      jobId: 'repacked',
+      attempt: 1,
+      world: 1,
+      runDir: dir,
+      redisUrl: redis().url,
+      stopAfterStep: 5,
+    }),
+  );
+  const checkpoint = join(dir, 'checkpoints', 'step-00000005');
+  const hf = JSON.parse(await readFile(join(checkpoint, 'config.json'), 'utf8')) as Record<string, unknown>;
+  t.like(hf, {
+    max_position_embeddings: 128,
+    bos_token_id: 256,
+    eos_token_id: 257,
+    pad_token_id: 258,
+    use_sliding_window: false,
+    torch_dtype: 'float32',
+  });
+  const resume = { step: 5, dir: checkpoint };
+  const same = await runGang(t, {
+    spec: { ...s, steps: 6 },
+    jobId: 'repacked',
+    attempt: 2,
+    world: 1,
+    runDir: dir,
+    redisUrl: redis().url,
+    resume,
+  });
+  expectSuccess(t, same);
+  t.notRegex(same[0]!.stdout, /warning: data/, 'the same data: no warning');
+
+  // Edited in place behind its index's back: one token changed, same size.
+  const tokens = await readFile(corpus);
+  tokens.writeUInt32LE(tokens.readUInt32LE(400) === 65 ? 66 : 65, 400);
+  await writeFile(corpus, tokens);
+  const edited = await runGang(t, {
+    spec: { ...s, steps: 6 },
+    jobId: 'repacked',
+    attempt: 3,
+    world: 1,
+    runDir: dir,
+    redisUrl: redis().url,
+    resume,
+  });
+  expectSuccess(t, edited);
+  t.regex(
+    edited[0]!.stdout,
+    /warning: data .*repacked\.bin no longer matches the sha256 its index and checkpoint step 5 record .*replaced or modified after packing/,
+  );
+
+  await pack({ inputs: [join(root, 'corpus.jsonl')], out: corpus, seed: 4 });
+  const repacked = await runGang(t, {
+    spec: s,
+    jobId: 'repacked',
+    attempt: 4,
+    world: 1,
+    runDir: dir,
+    redisUrl: redis().url,
+    resume,
+  });
+  expectSuccess(t, repacked);
+  t.regex(
+    repacked[0]!.stdout,
+    /warning: data .*repacked\.bin changed since checkpoint step 5 was saved: sha256 [0-9a-f]{12}… then, [0-9a-f]{12}… now \(re-packed\)/,
+  );
+});
+
 test('a tiny model on the synthetic corpus clearly learns over 100 steps', async (t) => {
   const s = spec('learn', 100, '');
   const dir = runDir();

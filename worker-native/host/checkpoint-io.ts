@@ -19,6 +19,8 @@ import type { CheckpointManifest, FileRecord } from '../../checkpoints/manifest.
 import { readOptimizerRange, writeOptimizerShard } from '../../checkpoints/optimizer-shards.js';
 import { applyRetention, type RetentionPolicy } from '../../checkpoints/retention.js';
 import { asFloat32, readSafetensors, writeSafetensors } from '../../checkpoints/safetensors.js';
+import type { SpecialTokens } from '../../data/tokenizer.js';
+import type { Precision } from '../../core/policies.js';
 import type { ModelConfig } from '../../core/model-config.js';
 import type { ParameterView, TrainerState as TrainerSnapshot } from '../trainer.js';
 
@@ -38,6 +40,19 @@ export interface RunState {
   seed: number;
   /** World size when saved (resume may use another). */
   worldSize: number;
+  /** The sha256 of the token file the cursor counts into (a resume checks it is still the same). */
+  dataSha256?: string;
+}
+
+/** What config.json says beyond the architecture: how the model was trained and tokenized. */
+export interface TrainedAs {
+  /** The context length trained at (seq_len). */
+  seqLen: number;
+  precision: Precision;
+  /** The packed data's tokenizer's special ids. */
+  specials: SpecialTokens;
+  /** The base model's own max_position_embeddings (a preset's), when known. */
+  baseMaxPositions?: number;
 }
 
 export interface SaveContext {
@@ -46,6 +61,7 @@ export interface SaveContext {
   rank: number;
   world: number;
   config: ModelConfig;
+  trainedAs: TrainedAs;
   views: ParameterView[];
   shard: { begin: number; end: number };
   numParameters: number;
@@ -61,16 +77,28 @@ export interface SavedCheckpoint {
   seconds: number;
 }
 
-/** Hugging Face config.json for a Qwen2 causal LM with these weights. */
-export function hfConfig(config: ModelConfig): Record<string, unknown> {
+/**
+ * Hugging Face config.json for a Qwen2 causal LM with these weights. Fields HF would otherwise
+ * default wrongly are explicit: max_position_embeddings (HF assumes 32768; a model trained at 224K
+ * must say so), the tokenizer's special ids, no sliding window (ring attention is full causal), and
+ * the dtype it was trained in (the tensors themselves are float32 master weights).
+ */
+export function hfConfig(config: ModelConfig, trainedAs: TrainedAs): Record<string, unknown> {
   return {
     architectures: ['Qwen2ForCausalLM'],
     model_type: 'qwen2',
     hidden_act: 'silu',
-    torch_dtype: 'float32',
     ...config,
+    max_position_embeddings: Math.max(trainedAs.seqLen, trainedAs.baseMaxPositions ?? 0),
+    bos_token_id: trainedAs.specials.bos,
+    eos_token_id: trainedAs.specials.eos,
+    pad_token_id: trainedAs.specials.pad,
+    use_sliding_window: false,
+    torch_dtype: TORCH_DTYPES[trainedAs.precision],
   };
 }
+
+const TORCH_DTYPES: Record<Precision, string> = { fp32: 'float32', bf16: 'bfloat16' };
 
 export interface SaveOptions {
   /**
@@ -122,7 +150,7 @@ export async function saveCheckpoint(
         MODEL_FILE,
         await writeSafetensors(join(tmp, MODEL_FILE), tensors, { format: 'pt' }, writeOptions),
       ],
-      () => writeJsonFile(tmp, CONFIG_FILE, hfConfig(ctx.config)),
+      () => writeJsonFile(tmp, CONFIG_FILE, hfConfig(ctx.config, ctx.trainedAs)),
       () => writeJsonFile(tmp, TRAINER_STATE_FILE, { ...state, adamStep: snapshot.adamStep }),
     );
   }

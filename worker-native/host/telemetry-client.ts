@@ -76,15 +76,20 @@ export class TelemetryClient {
     });
   }
 
-  reportEvent(kind: WorkerEventKind, message: string, checkpoint?: WorkerEventRecord['checkpoint']): void {
+  /** An event at the rank's latest step, or at `at.step` (a resumed attempt's is the step it continues from). */
+  reportEvent(
+    kind: WorkerEventKind,
+    message: string,
+    at: { step?: number; checkpoint?: WorkerEventRecord['checkpoint'] } = {},
+  ): void {
     this.write({
       event: workerEventToProto(this.identity.jobId, {
         kind,
         message,
         rank: this.identity.rank,
-        step: this.step,
+        step: at.step ?? this.step,
         timeMs: Date.now(),
-        ...(checkpoint ? { checkpoint } : {}),
+        ...(at.checkpoint ? { checkpoint: at.checkpoint } : {}),
       }),
     });
   }

@@ -12,6 +12,9 @@ import { parseManifest } from '../../checkpoints/manifest.js';
 import { applyRetention } from '../../checkpoints/retention.js';
 import { openTokenFile } from '../token-file.js';
 import type { JobSpec } from '../../core/job-spec.js';
+import { sha256File } from '../../checkpoints/commit.js';
+import { tokenPathOf, type TokenIndex } from '../../data/index-file.js';
+import { PRESET_MAX_POSITIONS } from '../../core/model-config.js';
 import '../comm.js';
 import { native } from '../native.js';
 import '../trainer.js';
@@ -35,6 +38,27 @@ function exitWithAgent(launch: RankLaunch): void {
     }
   }, 500);
   timer.unref();
+}
+
+/**
+ * Whether the token data differs from what a checkpoint's cursor counted into: its index now
+ * records another checksum (re-packed), or the file no longer hashes to it (replaced or edited
+ * in place). Reads every byte of the token file, once per resume, on one rank.
+ */
+async function dataChangeSince(
+  savedSha256: string,
+  data: { indexPath: string; index: TokenIndex },
+  step: number,
+): Promise<string | undefined> {
+  const tokenPath = tokenPathOf(data.indexPath, data.index);
+  const short = (sha: string) => sha.slice(0, 12);
+  const consequence = `the cursor of checkpoint step ${step} now points at other tokens than it did when saved (pack to a new path to keep a job's data fixed)`;
+  if (data.index.sha256 !== savedSha256)
+    return `data ${tokenPath} changed since checkpoint step ${step} was saved: sha256 ${short(savedSha256)}… then, ${short(data.index.sha256)}… now (re-packed); ${consequence}`;
+  const actual = await sha256File(tokenPath);
+  if (actual !== savedSha256)
+    return `data ${tokenPath} no longer matches the sha256 its index and checkpoint step ${step} record (${short(savedSha256)}…, the file hashes to ${short(actual)}…): it was replaced or modified after packing; ${consequence}`;
+  return undefined;
 }
 
 async function main(): Promise<void> {
@@ -97,6 +121,7 @@ async function main(): Promise<void> {
     });
     const data = await openTokenFile(spec.data.path);
     const views = trainer.parameterViews();
+    let dataCheck: Promise<void> = Promise.resolve();
     let state: RunState = {
       step: 0,
       adamStep: 0,
@@ -105,6 +130,7 @@ async function main(): Promise<void> {
       lastLoss: 0,
       seed: spec.seed,
       worldSize: launch.worldSize,
+      dataSha256: data.index.sha256,
     };
     if (launch.resume) {
       const manifest = parseManifest(
@@ -124,12 +150,31 @@ async function main(): Promise<void> {
         expAvgSq: loaded.expAvgSq,
         adamStep: loaded.adamStep,
       });
-      state = { ...loaded.state, worldSize: launch.worldSize };
+      const savedData = loaded.state.dataSha256;
+      state = { ...loaded.state, worldSize: launch.worldSize, dataSha256: data.index.sha256 };
       log(
         launch,
         `resumed from ${launch.resume.dir} (step ${state.step}, saved on ${manifest.worldSize} ranks)`,
       );
-      telemetry?.reportEvent('resumed', `resumed from step ${state.step}`);
+      // Reported at the step it continues from: this attempt has trained none yet.
+      telemetry?.reportEvent(
+        'resumed',
+        `attempt ${launch.attempt} continues from step ${state.step} (checkpoint saved on ${manifest.worldSize} ranks)`,
+        { step: state.step },
+      );
+      if (launch.rank === 0 && savedData !== undefined) {
+        // Hashing a large token file takes a while: training goes on (the other ranks must not
+        // wait at the barrier below), and the answer comes when it is ready.
+        const from = state.step;
+        dataCheck = dataChangeSince(savedData, data, from).then(
+          (changed) => {
+            if (!changed) return;
+            log(launch, `warning: ${changed}`);
+            telemetry?.reportEvent('warning', changed, { step: from });
+          },
+          (err: unknown) => log(launch, `warning: cannot check the data's sha256: ${String(err)}`),
+        );
+      }
     } else {
       telemetry?.reportEvent('started', 'started');
     }
@@ -161,6 +206,14 @@ async function main(): Promise<void> {
         rank: launch.rank,
         world: launch.worldSize,
         config: spec.model.config,
+        trainedAs: {
+          seqLen: spec.seq_len,
+          precision: spec.precision,
+          specials: data.index.tokenizer.specials,
+          ...(spec.model.preset && PRESET_MAX_POSITIONS[spec.model.preset]
+            ? { baseMaxPositions: PRESET_MAX_POSITIONS[spec.model.preset] }
+            : {}),
+        },
         views,
         shard: trainer.shard,
         numParameters: trainer.numParameters,
@@ -198,14 +251,12 @@ async function main(): Promise<void> {
           `checkpoint step ${saved.step} saved to ${saved.dir} (${(saved.bytes / 2 ** 20).toFixed(1)} MiB in ${saved.seconds.toFixed(2)} s)`,
         );
         telemetry?.reportEvent('checkpoint-saved', `checkpoint ${saved.step}`, {
-          step: saved.step,
-          path: saved.dir,
-          bytes: saved.bytes,
-          saveSeconds: saved.seconds,
+          checkpoint: { step: saved.step, path: saved.dir, bytes: saved.bytes, saveSeconds: saved.seconds },
         });
       },
     });
     await stepsWritten;
+    await dataCheck;
     trainer.close();
     data.close();
     await comm?.close();

@@ -4,7 +4,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { listCheckpoints, verifyCheckpoint } from '../../../checkpoints/validate.js';
+import { checkpointBytes, listCheckpoints, verifyCheckpoint } from '../../../checkpoints/validate.js';
 import type { Args } from '../args.js';
 import { writeJson, type CliIo, type Command } from '../command.js';
 import { ExitCode, EXIT_CODES_HELP } from '../exit-codes.js';
@@ -14,8 +14,9 @@ import { runFolder } from '../run-folder.js';
 const HELP = `Usage: longctx checkpoints JOB [options]
 
 Lists JOB's checkpoints (runs/<job>/checkpoints/step-NNNNNNNN), newest first, with their size and
-whether they verify (manifest present, every file's size and sha256 as recorded). A resume starts
-from the newest valid one. Reads every byte of every checkpoint.
+whether they verify: STATUS is valid (manifest present, every file's size and sha256 as recorded)
+or invalid and why. SIZE is the bytes of the files the manifest lists, as 'longctx show' gives it.
+A resume starts from the newest valid one. Reads every byte of every checkpoint.
 
 Options:
   --runs DIR               the runs folder (default $LONGCTX_RUNS or the repository's runs/)
@@ -27,7 +28,7 @@ ${EXIT_CODES_HELP}`;
 export interface CheckpointRow {
   step: number;
   path: string;
-  /** Bytes of the files in the folder. */
+  /** Bytes of the files its manifest lists (as `show` reports it); of the whole folder when it has none. */
   bytes: number;
   valid: boolean;
   /** Why it is not valid; empty when it is. */
@@ -53,7 +54,7 @@ export async function checkpointRows(checkpointsDir: string): Promise<Checkpoint
     rows.push({
       step,
       path: dir,
-      bytes: await folderBytes(dir),
+      bytes: verdict.valid ? checkpointBytes(verdict.manifest) : await folderBytes(dir),
       valid: verdict.valid,
       reason: verdict.valid ? '' : verdict.reason,
       writtenAtMs: manifest ? Math.round(manifest.mtimeMs) : 0,
@@ -81,10 +82,10 @@ export const checkpointsCommand: Command = {
     }
     io.stdout.write(
       table(
-        ['STEP', 'VALID', 'BYTES', 'WRITTEN', 'PATH'],
+        ['STEP', 'STATUS', 'SIZE', 'WRITTEN', 'PATH'],
         rows.map((r) => [
           String(r.step),
-          r.valid ? 'yes' : `no: ${r.reason}`,
+          r.valid ? 'valid' : `invalid: ${r.reason}`,
           formatBytes(r.bytes),
           r.writtenAtMs > 0 ? new Date(r.writtenAtMs).toISOString() : '-',
           r.path,

@@ -59,7 +59,9 @@ async function run(args: Args, io: CliIo): Promise<number> {
     runsDir,
     localAgent: { devices: 8 },
     http: app.http,
-    log: (line) => io.stdout.write(`server: ${line}\n`),
+    // On a terminal the watch keeps its status on a line without a newline: clear it first, or the
+    // log line is glued to it and the status shows twice (the redraw comes on the next update).
+    log: (line) => io.stdout.write(`${io.stdout.isTTY === true ? '\r\x1b[2K' : ''}server: ${line}\n`),
   });
   try {
     io.stdout.write(`\ndashboard: ${server.httpUrl ?? '(none)'}  (open it while the job runs)\n\n`);

@@ -46,7 +46,12 @@ function render(detail: longctx.JobDetail, io: CliIo): void {
     out(
       `  loss ${num(s.loss).toFixed(4)}, ${formatRate(num(s.tokensPerSecond))} tokens/s, MFU ${formatPercent(num(s.mfu))}`,
     );
-  out(`  submitted ${formatAge(num(s.submittedAtMs))}, updated ${formatAge(num(s.updatedAtMs))}`);
+  // updatedAtMs is the last change of state; while a job trains, its steps say how fresh it is.
+  const lastStep = detail.recentSteps.at(-1);
+  out(
+    `  submitted ${formatAge(num(s.submittedAtMs))}, ${jobStateName(s.state)} for ${formatDuration((Date.now() - num(s.updatedAtMs)) / 1000)}` +
+      (lastStep ? `, last step ${formatAge(num(lastStep.timeMs))}` : ''),
+  );
   if (detail.plan) {
     out();
     out('plan:');
@@ -56,15 +61,19 @@ function render(detail: longctx.JobDetail, io: CliIo): void {
   if (detail.checkpoints.length === 0) out('checkpoints: none yet');
   else {
     out('checkpoints:');
+    // The server reads manifests, not every byte: it can say published, never verified-valid.
     const rows = detail.checkpoints.map((c) => [
       String(num(c.step)),
-      c.valid ? 'yes' : 'no',
+      c.valid ? 'published' : 'invalid: no readable manifest.json',
       num(c.bytes) > 0 ? formatBytes(num(c.bytes)) : '-',
       num(c.saveSeconds) > 0 ? formatDuration(num(c.saveSeconds)) : '-',
       str(c.path),
     ]);
-    for (const line of table(['STEP', 'COMPLETE', 'BYTES', 'SAVE', 'PATH'], rows).trimEnd().split('\n'))
+    for (const line of table(['STEP', 'STATUS', 'SIZE', 'SAVE', 'PATH'], rows).trimEnd().split('\n'))
       out(`  ${line}`);
+    out(
+      "  (published: its manifest is written; 'longctx checkpoints JOB' checks every file's sha256: valid)",
+    );
   }
   const steps = detail.recentSteps.slice(-RECENT_STEPS);
   if (steps.length > 0) {

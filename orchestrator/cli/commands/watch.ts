@@ -57,18 +57,26 @@ export async function watchJob(args: Args, io: CliIo, jobId: string): Promise<nu
   let lastStepSeconds: number | undefined;
   const printedEvents = new Set<string>();
 
+  let lastPlainLine = '';
   const draw = (force = false) => {
     if (args.json) return;
     if (tty) return void io.stdout.write(`\r\x1b[2K${progressLine(state)}`);
     const now = Date.now();
-    if (force || now - lastPlain >= PLAIN_LINE_MS) {
+    const line = progressLine(state);
+    // Without a terminal every line stays on screen: an event and the summary that follows it
+    // would otherwise print the same status line twice in a row.
+    if ((force || now - lastPlain >= PLAIN_LINE_MS) && line !== lastPlainLine) {
       lastPlain = now;
-      io.stdout.write(`${progressLine(state)}\n`);
+      lastPlainLine = line;
+      io.stdout.write(`${line}\n`);
     }
   };
   const say = (line: string) => {
     if (tty) io.stdout.write(`\r\x1b[2K${line}\n`);
-    else io.stdout.write(`${line}\n`);
+    else {
+      io.stdout.write(`${line}\n`);
+      lastPlainLine = ''; // the status goes under the news again
+    }
     draw(true);
   };
   const lookUpMfu = () => {

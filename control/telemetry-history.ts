@@ -4,8 +4,8 @@
 // Live watchers get every new step and worker event on one pub/sub channel per job.
 import type { Redis } from 'ioredis';
 
-import type { Keys } from '../../control/keys.js';
-import type { StepSummary, WorkerEventRecord } from '../../core/reports.js';
+import type { Keys } from './keys.js';
+import type { StepSummary, WorkerEventRecord } from '../core/reports.js';
 
 export type { WorkerEventRecord };
 
