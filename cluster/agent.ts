@@ -32,7 +32,7 @@ import { repoRoot } from '../worker-native/native.js';
 import { Gang, type GangResult, type RankProcess } from './gang.js';
 import type { NodeInventory } from './inventory.js';
 import { groupRunsAttempt, terminateGroups } from './process-groups.js';
-import { rendezvousPrefix, type RankLaunch } from './rank-launch.js';
+import { permanentFailureOfExit, rendezvousPrefix, type RankLaunch } from './rank-launch.js';
 
 /** The worker host the agent starts per rank unless told otherwise (relative to `cwd`). */
 export const DEFAULT_WORKER_COMMAND = ['node', 'dist/worker-native/host/worker-main.js'];
@@ -363,7 +363,11 @@ export class NodeAgent {
 
   private outcomeOf(result: GangResult, cause: StopCause | undefined): AttemptOutcome | undefined {
     if (result.kind === 'succeeded') return { kind: 'succeeded' };
-    if (result.kind === 'failed') return { kind: 'failed', cause: 'rank-failed', message: result.message };
+    if (result.kind === 'failed') {
+      // The rank's exit code says whether a restart could help (bad data, config, OOM: no).
+      const cause = permanentFailureOfExit(result.exitCode) ?? 'rank-failed';
+      return { kind: 'failed', cause, message: result.message };
+    }
     switch (cause) {
       case 'cancel':
         return { kind: 'cancelled', message: 'cancelled; ranks stopped' };
