@@ -198,7 +198,7 @@ export class NodeAgent {
   }
 
   /**
-   * SIGTERM/SIGINT stop the agent (and its gangs) and exit the process; a second signal kills
+   * SIGTERM/SIGINT/SIGHUP stop the agent (and its gangs) and exit the process; a second signal kills
    * the gangs at once. Returns a function that removes the handlers.
    */
   installSignalHandlers(): () => void {
@@ -218,11 +218,10 @@ export class NodeAgent {
         },
       );
     };
-    process.on('SIGTERM', handler);
-    process.on('SIGINT', handler);
+    const signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
+    for (const signal of signals) process.on(signal, handler);
     return () => {
-      process.off('SIGTERM', handler);
-      process.off('SIGINT', handler);
+      for (const signal of signals) process.off(signal, handler);
     };
   }
 
