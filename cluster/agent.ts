@@ -32,6 +32,7 @@ import { repoRoot } from '../worker-native/native.js';
 import { Gang, type GangResult, type RankProcess } from './gang.js';
 import type { NodeInventory } from './inventory.js';
 import { groupRunsAttempt, terminateGroups } from './process-groups.js';
+import { expireRendezvousKeys } from './rendezvous-keys.js';
 import { permanentFailureOfExit, rendezvousPrefix, type RankLaunch } from './rank-launch.js';
 
 /** The worker host the agent starts per rank unless told otherwise (relative to `cwd`). */
@@ -357,6 +358,9 @@ export class NodeAgent {
     } finally {
       this.running.delete(jobId);
       await this.store.forgetGang(this.node, jobId, attempt);
+      await expireRendezvousKeys(this.options.redis, rendezvousPrefix(jobId, attempt)).catch((err) =>
+        this.log(`${jobId}: rendezvous keys: ${String(err)}`),
+      );
     }
   }
 

@@ -67,6 +67,7 @@ async function main(): Promise<void> {
           node: launch.node,
         },
         (kind, message) => log(launch, `orchestrator: ${kind}${message ? ` (${message})` : ''}`),
+        { onStatus: (line) => log(launch, line) },
       )
     : undefined;
   const Kind = longctx.WorkerEvent.Kind;
