@@ -238,7 +238,8 @@ test.serial(
       'the running job to reach step 6',
     );
     // Both need all 8 devices: they wait behind the running job, in submission order.
-    const queuedIds = [await submit(s1, 'queued-a', 8), await submit(s1, 'queued-b', 8)];
+    // Long enough that neither can finish before the checks below, even on a loaded machine.
+    const queuedIds = [await submit(s1, 'queued-a', 8, 5000), await submit(s1, 'queued-b', 8, 5000)];
     for (const id of queuedIds) t.is((await s1.queue.get(id))?.state, 'QUEUED');
 
     // The whole server at once: the node process and its redis-server.
@@ -260,6 +261,19 @@ test.serial(
     );
     const s2 = connect(t, record);
 
+    // Still there, in submission order. The first may already hold the devices the running job
+    // had: that job went to recovery (with its backoff) when its server was found dead.
+    const all = await s2.queue.list();
+    t.deepEqual(
+      all.filter((j: JobRecord) => queuedIds.includes(j.id)).map((j) => j.id),
+      queuedIds,
+    );
+    const [a, b] = await Promise.all(queuedIds.map((id) => s2.queue.get(id)));
+    t.true(['QUEUED', 'PLACED', 'RUNNING'].includes(a!.state), a!.state);
+    t.is(b!.state, 'QUEUED');
+    // They would hold the node for minutes: the restart is what this test is about.
+    for (const id of queuedIds) await unary(s2.client, 'cancelJob', { jobId: id });
+
     // A second server on the same folder is refused, and the first keeps running.
     const third = spawnServer(runsDir);
     t.is(await third.exited, 1);
@@ -273,18 +287,6 @@ test.serial(
       finishedEvents.map((e) => [e.state, e.timeMs]),
     );
     t.true((await s2.history.progress(finishedId))!.step === 4, 'its step history is kept');
-    // Still there, in submission order. The first may already hold the devices the running job
-    // had: that job went to recovery (with its backoff) when its server was found dead.
-    const all = await s2.queue.list();
-    t.deepEqual(
-      all.filter((j: JobRecord) => queuedIds.includes(j.id)).map((j) => j.id),
-      queuedIds,
-    );
-    const [a, b] = await Promise.all(queuedIds.map((id) => s2.queue.get(id)));
-    t.true(['QUEUED', 'PLACED', 'RUNNING'].includes(a!.state), a!.state);
-    t.is(b!.state, 'QUEUED');
-    // They would hold the node for minutes: the restart is what this test is about.
-    for (const id of queuedIds) await unary(s2.client, 'cancelJob', { jobId: id });
 
     const done = await ended(s2, runningId);
     t.is(done.state, 'SUCCEEDED', done.message);

@@ -1,7 +1,7 @@
 // `longctx server`: the orchestrator (gRPC Control + Telemetry, scheduler, watchdog), the
 // dashboard and /metrics over HTTP, and a node agent for this machine's devices. Without a Redis
-// URL it starts its own private redis-server and says where. Runs until Ctrl-C or SIGTERM, then
-// stops its gangs and everything it started.
+// URL it starts its own private redis-server (data in runs/.state) and says where. Runs until
+// Ctrl-C, SIGTERM, SIGHUP or `longctx server stop`, then stops its gangs and everything it started.
 import { readFileSync } from 'node:fs';
 
 import { parseBytes } from '../../../cluster/inventory.js';
@@ -24,7 +24,7 @@ function watchLauncher(io: CliIo): Promise<void> {
   const chain: ProcessRef[] = [];
   for (let pid = process.ppid; pid > 1 && chain.length < 4; pid = parentOf(pid) ?? 0) {
     chain.push(ServerLock.processRef(pid));
-    if (/\bnpm|npx\b/.test(commandLine(pid))) break;
+    if (/\b(npm|npx)\b/.test(commandLine(pid))) break;
   }
   return new Promise((resolve) => {
     const timer = setInterval(() => {
