@@ -3,7 +3,7 @@
 //     [--telemetry host:port] [--runs dir] [--prefix longctx] [--lease-ms N] [--lock-ms N]
 //     [--stalled-ms N] [--grace-ms N] [--backoff-ms N] [--measure-sgemm] [--no-gpu]
 //     [-- worker command and arguments]
-// SIGTERM or SIGINT stops its gangs (no rank is left behind) and exits.
+// SIGTERM, SIGINT or SIGHUP stops its gangs (no rank is left behind) and exits.
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 

@@ -33,7 +33,8 @@ import { TelemetryHistory } from '../control/telemetry-history.js';
 import { Gang, type GangResult, type RankProcess } from './gang.js';
 import type { NodeInventory } from './inventory.js';
 import { groupRunsAttempt, terminateGroups } from './process-groups.js';
-import { rendezvousPrefix, type RankLaunch } from '../core/rank-launch.js';
+import { expireRendezvousKeys } from './rendezvous-keys.js';
+import { permanentFailureOfExit, rendezvousPrefix, type RankLaunch } from '../core/rank-launch.js';
 import { attemptDir, runFolder } from '../core/run-folder.js';
 
 /** The worker host the agent starts per rank unless told otherwise (relative to `cwd`). */
@@ -205,7 +206,7 @@ export class NodeAgent {
   }
 
   /**
-   * SIGTERM/SIGINT stop the agent (and its gangs) and exit the process; a second signal kills
+   * SIGTERM/SIGINT/SIGHUP stop the agent (and its gangs) and exit the process; a second signal kills
    * the gangs at once. Returns a function that removes the handlers.
    */
   installSignalHandlers(): () => void {
@@ -225,11 +226,10 @@ export class NodeAgent {
         },
       );
     };
-    process.on('SIGTERM', handler);
-    process.on('SIGINT', handler);
+    const signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
+    for (const signal of signals) process.on(signal, handler);
     return () => {
-      process.off('SIGTERM', handler);
-      process.off('SIGINT', handler);
+      for (const signal of signals) process.off(signal, handler);
     };
   }
 
@@ -369,6 +369,9 @@ export class NodeAgent {
     } finally {
       this.running.delete(jobId);
       await this.store.forgetGang(this.node, jobId, attempt);
+      await expireRendezvousKeys(this.options.redis, rendezvousPrefix(jobId, attempt)).catch((err) =>
+        this.log(`${jobId}: rendezvous keys: ${String(err)}`),
+      );
     }
   }
 
@@ -395,7 +398,11 @@ export class NodeAgent {
 
   private outcomeOf(result: GangResult, cause: StopCause | undefined): AttemptOutcome | undefined {
     if (result.kind === 'succeeded') return { kind: 'succeeded' };
-    if (result.kind === 'failed') return { kind: 'failed', cause: 'rank-failed', message: result.message };
+    if (result.kind === 'failed') {
+      // The rank's exit code says whether a restart could help (bad data, config, OOM: no).
+      const cause = permanentFailureOfExit(result.exitCode) ?? 'rank-failed';
+      return { kind: 'failed', cause, message: result.message };
+    }
     switch (cause) {
       case 'cancel':
         return { kind: 'cancelled', message: 'cancelled; ranks stopped' };

@@ -64,6 +64,21 @@ export function processAlive(pid: number): boolean {
   return stat !== undefined && stat.state !== 'Z' && stat.state !== 'X';
 }
 
+/**
+ * When a process started (clock ticks since boot, /proc/<pid>/stat field 22): with the pid it
+ * names one process for good, so a record of it is not fooled by a reused pid. undefined when
+ * the process is gone or there is no /proc.
+ */
+export function processStartTime(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const value = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+    return Number.isFinite(value) ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Sends a signal to a whole group; false when the group no longer exists. */
 export function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {
   try {

@@ -3,12 +3,21 @@
 // exponential backoff and is placed again as attempt+1, whose ranks resume from the newest valid
 // checkpoint. Once max_restarts failures have been counted, the next failure is final (FAILED).
 // A deliberate agent shutdown (an operator draining a node) is not the job's fault and does not
-// count against max_restarts.
+// count against max_restarts. A failure no restart can fix (bad data, a bad config, an
+// out-of-memory the plan did not predict: a rank's exit code says so) ends the job FAILED at once.
+import type { PermanentFailure } from '../core/rank-launch.js';
 import type { JobRecord, JobState } from './job-record.js';
 import type { PendingQueue } from './pending.js';
 import type { ControlStore } from './store.js';
 
-export type FailureCause = 'rank-failed' | 'launch-failed' | 'watchdog' | 'agent-lost' | 'agent-stopped';
+export type FailureCause =
+  'rank-failed' | 'launch-failed' | 'watchdog' | 'agent-lost' | 'agent-stopped' | PermanentFailure;
+
+const PERMANENT_REASONS: Record<PermanentFailure, string> = {
+  'bad-data': 'bad data',
+  'bad-config': 'a bad config',
+  'out-of-memory': 'an out-of-memory the plan did not predict',
+};
 
 export type AttemptOutcome =
   | { kind: 'succeeded' }
@@ -34,6 +43,13 @@ export function decideAfterFailure(
   policy: BackoffPolicy,
   now: number,
 ): RecoveryDecision {
+  if (failure.cause in PERMANENT_REASONS) {
+    const reason = PERMANENT_REASONS[failure.cause as PermanentFailure];
+    return {
+      state: 'FAILED',
+      message: `${failure.message}; not restarted: ${reason} fails every attempt the same way`,
+    };
+  }
   const countRestart = failure.cause !== 'agent-stopped';
   if (countRestart && job.restarts >= job.maxRestarts) {
     return {

@@ -13,6 +13,8 @@
 //   checkpoints under `checkpointsDir`;
 // - exit 0 only when training finished; exit promptly on SIGTERM (the agent escalates to SIGKILL
 //   after a grace period), and exit when its parent is no longer `agentPid` (the agent died).
+// - exit with PERMANENT_EXIT_CODES for failures a restart cannot fix (bad data, a bad config, an
+//   out-of-memory the plan did not predict), any other non-zero code for the rest.
 import type { DeviceKind } from './devices.js';
 import { checkJobId } from './run-folder.js';
 
@@ -165,4 +167,24 @@ export function rankLaunchFromEnv(env: NodeJS.ProcessEnv = process.env): RankLau
     launch.resume = { step: whole(RANK_ENV.resumeStep, 0), dir: text(RANK_ENV.resumeDir) };
   }
   return launch;
+}
+
+/**
+ * Failures no restart can fix, and the exit code a rank reports each with (sysexits-style). The
+ * agent ends the job FAILED at once on one of these instead of retrying: the same data, config
+ * and plan would fail the same way. Any other non-zero exit (a crash, a kill, exit 1) is retried.
+ */
+export type PermanentFailure = 'bad-data' | 'bad-config' | 'out-of-memory';
+
+export const PERMANENT_EXIT_CODES: Record<PermanentFailure, number> = {
+  'bad-data': 65, // EX_DATAERR
+  'bad-config': 78, // EX_CONFIG
+  'out-of-memory': 79,
+};
+
+/** The permanent failure a rank's exit code stands for; undefined for a retryable one. */
+export function permanentFailureOfExit(code: number | null | undefined): PermanentFailure | undefined {
+  for (const [kind, value] of Object.entries(PERMANENT_EXIT_CODES))
+    if (code === value) return kind as PermanentFailure;
+  return undefined;
 }

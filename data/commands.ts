@@ -96,7 +96,8 @@ Checks that a packed token file exists, matches its index and holds at least one
 Options:
   --seq-len S              tokens per training sequence (required)
   --sequences N            sequences the job will read (warns when the data would repeat)
-  --verify                 also recompute the sha256 (reads the whole file)
+  --verify                 also read the whole file: recompute its sha256 and check every
+                           token id is below the tokenizer's vocabulary size
   --json                   print the result as one JSON object
   -h, --help               show this help
 `;
@@ -278,7 +279,7 @@ async function checkCommand(argv: readonly string[], io: CommandIo): Promise<num
   for (const w of check.warnings) io.stderr.write(`warning: ${w}\n`);
   io.stdout.write(
     `ok: ${check.tokenPath}: ${check.tokens} tokens, ${check.sequences} sequences of ${seqLen}` +
-      `${args.flags.has('verify') ? ', sha256 verified' : ''}\n`,
+      `${args.flags.has('verify') ? ', sha256 and every token id verified' : ''}\n`,
   );
   return 0;
 }

@@ -13,7 +13,10 @@ export interface CheckDataOptions {
   seqLen: number;
   /** Sequences the job will read (steps × accumulation); more than the file holds is a warning. */
   sequencesNeeded?: number;
-  /** Recompute the token file's sha256 and compare with the index (reads the whole file). */
+  /**
+   * Read the whole token file: recompute its sha256 and compare with the index, and check every
+   * token id against the tokenizer's vocabulary.
+   */
   verifyChecksum?: boolean;
   /** The model's vocabulary size: the tokenizer's must not exceed it. */
   modelVocabSize?: number;
@@ -38,6 +41,30 @@ export async function sha256File(path: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
   return hash.digest('hex');
+}
+
+/** The sha256 of a token file and its first token id at or past `vocabSize` (one pass). */
+export async function scanTokenFile(
+  path: string,
+  vocabSize: number,
+): Promise<{ sha256: string; maxId: number; firstBad?: { position: number; id: number } }> {
+  const hash = createHash('sha256');
+  let carry = Buffer.alloc(0);
+  let position = 0;
+  let maxId = 0;
+  let firstBad: { position: number; id: number } | undefined;
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
+    hash.update(chunk as Buffer);
+    const bytes = carry.length > 0 ? Buffer.concat([carry, chunk as Buffer]) : (chunk as Buffer);
+    const whole = bytes.length - (bytes.length % 4);
+    for (let at = 0; at < whole; at += 4, position++) {
+      const id = bytes.readUInt32LE(at);
+      if (id > maxId) maxId = id;
+      if (id >= vocabSize && !firstBad) firstBad = { position, id };
+    }
+    carry = Buffer.from(bytes.subarray(whole));
+  }
+  return { sha256: hash.digest('hex'), maxId, ...(firstBad ? { firstBad } : {}) };
 }
 
 export async function checkDataFile(indexOrTokenPath: string, options: CheckDataOptions): Promise<DataCheck> {
@@ -86,10 +113,17 @@ export async function checkDataFile(indexOrTokenPath: string, options: CheckData
     );
   }
   if (options.verifyChecksum) {
-    const actual = await sha256File(tokenPath);
-    if (actual !== index.sha256) {
+    const vocabSize = index.tokenizer.vocabSize;
+    const scan = await scanTokenFile(tokenPath, vocabSize);
+    if (scan.sha256 !== index.sha256) {
       return fail(
-        `token file ${tokenPath} has sha256 ${actual} but its index says ${index.sha256}: the file is corrupt or was replaced; pack the data again`,
+        `token file ${tokenPath} has sha256 ${scan.sha256} but its index says ${index.sha256}: the file is corrupt or was replaced; pack the data again`,
+      );
+    }
+    if (scan.firstBad) {
+      return fail(
+        `token file ${tokenPath}: token ${scan.firstBad.position} is id ${scan.firstBad.id}, not in the vocabulary of tokenizer '${index.tokenizer.name}' (${vocabSize} ids) ` +
+          `(largest id ${scan.maxId}): the file does not match its tokenizer; pack the data again with the right one`,
       );
     }
   }

@@ -11,7 +11,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { isIP } from 'node:net';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Redis } from 'ioredis';
 
 import { NodeAgent } from '../cluster/agent.js';
@@ -19,6 +19,7 @@ import { startEmbeddedRedis, type EmbeddedRedis } from '../cluster/embedded-redi
 import { detectInventory, loadNodeFile, nativeSgemmRate, type NodeFile } from '../cluster/inventory.js';
 import { controlService, telemetryService } from '../proto/services.js';
 import { PlanStore } from './plan/plan-store.js';
+import { ServerLock, stateDirOf } from './state/server-lock.js';
 import { connectRedis, JobQueue } from '../control/job-queue.js';
 import { Scheduler } from '../control/scheduler.js';
 import { ControlService } from './rpc/control-service.js';
@@ -49,6 +50,13 @@ export type HttpHandler = (req: IncomingMessage, res: ServerResponse) => void;
 export interface ServerOptions {
   /** Redis to keep state in; absent: start a private redis-server (the embedded default). */
   redisUrl?: string;
+  /**
+   * The embedded Redis keeps its data in <runsDir>/.state/redis (append-only, fsync every second)
+   * and the server takes that folder's lock (default true); false: a throwaway Redis, no lock.
+   */
+  durableState?: boolean;
+  /** Take the runs folder's lock with an external Redis too (the CLI does: `server stop` finds it). */
+  lockRunsDir?: boolean;
   /** Where gRPC and HTTP listen: 127.0.0.1 unless told otherwise. */
   host?: string;
   grpcPort?: number;
@@ -103,14 +111,28 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       await cleanup().catch((err: unknown) => log(`shutdown: ${String(err)}`));
   };
   try {
+    const runsDir = resolve(options.runsDir ?? 'runs');
+    const durable = !options.redisUrl && options.durableState !== false;
+    let lock: ServerLock | undefined;
+    if (durable || options.lockRunsDir) {
+      // Before Redis starts: two servers must never open one append-only file.
+      lock = await ServerLock.acquire(runsDir, log);
+      const held = lock;
+      cleanups.push(() => Promise.resolve(held.release()));
+    }
     let embeddedRedis: EmbeddedRedis | undefined;
     let redisUrl = options.redisUrl;
     if (!redisUrl) {
-      embeddedRedis = await startEmbeddedRedis();
+      embeddedRedis = await startEmbeddedRedis(
+        durable ? { dataDir: join(stateDirOf(runsDir), 'redis') } : {},
+      );
       redisUrl = embeddedRedis.url;
       cleanups.push(() => embeddedRedis!.stop());
+      lock?.update({ redis: { ...ServerLock.processRef(embeddedRedis.pid), url: redisUrl } });
       log(
-        `no Redis configured: started a private redis-server at ${redisUrl} (data in ${embeddedRedis.dir})`,
+        durable
+          ? `no Redis configured: started a private redis-server at ${redisUrl}, state kept in ${embeddedRedis.dir}`
+          : `no Redis configured: started a private redis-server at ${redisUrl} (data in ${embeddedRedis.dir}, removed at stop)`,
       );
     }
     const redis = connectRedis(redisUrl);
@@ -120,7 +142,9 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     const keys = queue.store.keys;
     const history = new TelemetryHistory(redis, keys);
     const plans = new PlanStore(redis, keys);
-    const runsDir = resolve(options.runsDir ?? 'runs');
+    // The dead server this one took the folder over from had an agent here: its lease is void.
+    const previousAgent = lock?.previous?.agent;
+    if (previousAgent) await queue.store.releaseLease(previousAgent.node, previousAgent.id);
 
     const telemetry = new TelemetryService({
       getJob: (id) => queue.get(id),
@@ -244,10 +268,12 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
         ...(options.backoff ? { backoff: options.backoff } : {}),
       });
       await agent.start();
+      lock?.update({ agent: { id: agent.id, node: agent.node } });
       const started = agent;
       cleanups.push(() => started.stop('the server is shutting down'));
       log(`node ${inventory.node}: ${inventory.devices.length} ${inventory.kind} devices`);
     }
+    lock?.update({ grpcAddress, ...(httpUrl ? { httpUrl } : {}) });
     log(`longctx server: gRPC ${grpcAddress}${httpUrl ? `, dashboard ${httpUrl}` : ''}, runs in ${runsDir}`);
     return {
       grpcAddress,

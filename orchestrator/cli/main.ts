@@ -12,6 +12,8 @@ const onSignal = () => {
 };
 process.on('SIGINT', onSignal);
 process.on('SIGTERM', onSignal);
+// A closed terminal (SIGHUP) stops the server cleanly too, instead of killing it outright.
+process.on('SIGHUP', onSignal);
 
 const code = await runCli(process.argv.slice(2), {
   stdout: process.stdout,

@@ -3,6 +3,11 @@
 // refused (UNAUTHENTICATED or FAILED_PRECONDITION) before a single report is read. After that:
 // heartbeats and reports mark the rank alive, step reports are aggregated across the gang into
 // one record per step, and worker events are kept with the job.
+//
+// Messages wait in memory while Redis stores the ones before them. That wait is bounded per job
+// (maxPendingPerJob): past it, step reports and heartbeats are dropped — counted, and said in the
+// log once per burst — so a slow Redis or a flood of ranks cannot grow the server without bound.
+// Registrations and worker events (checkpoints, errors) are never dropped.
 import { status, type ServerDuplexStream, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { timingSafeEqual } from 'node:crypto';
 
@@ -21,6 +26,8 @@ export interface TelemetryServiceOptions {
   history: TelemetryHistory;
   /** Peak FLOP/s of one device of a node (measured sgemm for CPU devices), for MFU. */
   peakFlopsPerDevice(node: string): Promise<number>;
+  /** Step reports and heartbeats of one job waiting to be stored, at most (default 1000). */
+  maxPendingPerJob?: number;
   log?(message: string): void;
 }
 
@@ -41,6 +48,11 @@ export class TelemetryService {
   private readonly streams = new Map<string, Set<Call>>();
   /** Reports handled, for the ingestion benchmark and /metrics. */
   reportsIngested = 0;
+  /** Step reports and heartbeats dropped because their job had too many waiting, for /metrics. */
+  reportsDropped = 0;
+  private readonly pending = new Map<string, number>();
+  /** Drops per job since the log last said so. */
+  private readonly droppedSinceLog = new Map<string, number>();
 
   constructor(private readonly options: TelemetryServiceOptions) {}
 
@@ -104,6 +116,24 @@ export class TelemetryService {
     return found;
   }
 
+  private drop(jobId: string, limit: number): void {
+    this.reportsDropped++;
+    const before = this.droppedSinceLog.get(jobId) ?? 0;
+    this.droppedSinceLog.set(jobId, before + 1);
+    if (before === 0)
+      this.options.log?.(
+        `telemetry: job ${jobId} has ${limit} reports waiting to be stored; dropping step reports and heartbeats until they are`,
+      );
+  }
+
+  /** Once a job's backlog is cleared: how many of its reports were dropped. */
+  private reportDrops(jobId: string): void {
+    const dropped = this.droppedSinceLog.get(jobId);
+    if (!dropped) return;
+    this.droppedSinceLog.delete(jobId);
+    this.options.log?.(`telemetry: job ${jobId}: ${dropped} reports dropped (backlog cleared)`);
+  }
+
   private serve(call: Call): void {
     let who: Registered | undefined;
     let job: JobRecord | undefined;
@@ -116,7 +146,14 @@ export class TelemetryService {
     const forget = () => {
       if (who) this.streams.get(who.jobId)?.delete(call);
     };
+    const limit = this.options.maxPendingPerJob ?? 1000;
     call.on('data', (message: longctx.TelemetryMessage) => {
+      const jobId = who?.jobId;
+      const droppable = jobId !== undefined && (message.body === 'step' || message.body === 'heartbeat');
+      if (droppable) {
+        if ((this.pending.get(jobId) ?? 0) >= limit) return this.drop(jobId, limit);
+        this.pending.set(jobId, (this.pending.get(jobId) ?? 0) + 1);
+      }
       queue = queue
         .then(async () => {
           if (!who) {
@@ -152,7 +189,16 @@ export class TelemetryService {
         })
         .catch((err: unknown) =>
           this.options.log?.(`telemetry: ${err instanceof Error ? err.message : String(err)}`),
-        );
+        )
+        .finally(() => {
+          if (!droppable) return;
+          const left = (this.pending.get(jobId) ?? 1) - 1;
+          if (left > 0) this.pending.set(jobId, left);
+          else {
+            this.pending.delete(jobId);
+            this.reportDrops(jobId);
+          }
+        });
     });
     call.on('end', () => {
       forget();

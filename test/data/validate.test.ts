@@ -3,6 +3,7 @@ import { join } from 'node:path';
 
 import test from 'ava';
 
+import { ByteTokenizer, describeTokenizer } from '../../data/tokenizer.js';
 import { checkDataFile, type DataCheck } from '../../data/validate.js';
 import { tempDir, writeTokenFile } from './fixtures.js';
 
@@ -86,4 +87,19 @@ test('a file shorter than one sequence (S + 1 tokens) is an error; repeating dat
     `token file ${tokenPath} was made with tokenizer 'byte' of 259 ids, more than the model's vocab size 100`,
   );
   t.is(errorOf(await checkDataFile(indexPath, { seqLen: 0 })), 'seq_len must be a positive integer, got 0');
+});
+
+test('--verify checks every token id against the vocabulary, across read chunks', async (t) => {
+  const dir = tempDir(t);
+  const BYTE = describeTokenizer(new ByteTokenizer()).name;
+  // 300 000 tokens (1.2 MB, more than one 1 MiB read): one id past the byte tokenizer's 259.
+  const ids = new Array<number>(300_000).fill(5);
+  ids[290_001] = 1000;
+  const { tokenPath, indexPath } = writeTokenFile(dir, 'd.bin', ids);
+  t.true((await checkDataFile(indexPath, { seqLen: 8 })).ok, 'sizes agree: only reading every id finds it');
+  t.is(
+    errorOf(await checkDataFile(indexPath, { seqLen: 8, verifyChecksum: true })),
+    `token file ${tokenPath}: token 290001 is id 1000, not in the vocabulary of tokenizer '${BYTE}' (259 ids) ` +
+      `(largest id 1000): the file does not match its tokenizer; pack the data again with the right one`,
+  );
 });

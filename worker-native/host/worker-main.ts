@@ -2,7 +2,8 @@
 // environment. It joins its gang (gloo rendezvous on Redis), builds the native trainer on its
 // device budget, resumes from the checkpoint the agent chose (or starts fresh), trains, and
 // streams what happens to the orchestrator. Exit 0 when the job (or the planned stop) is done;
-// 1 on any error, after saying why on stderr and over telemetry.
+// on an error, after saying why on stderr and over telemetry, the code of a failure no restart
+// can fix (bad data, bad config, out of memory: failure.ts), else 1.
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
@@ -19,6 +20,7 @@ import '../comm.js';
 import { native } from '../native.js';
 import '../trainer.js';
 import { loadCheckpoint, type RunState } from './checkpoint-io.js';
+import { asPermanent, exitCodeFor, markPermanent, permanentKind } from './failure.js';
 import { TelemetryClient } from './telemetry-client.js';
 import { runTrainingLoop } from './training-loop.js';
 
@@ -70,8 +72,11 @@ async function main(): Promise<void> {
   let stepsWritten: Promise<void> = Promise.resolve();
   const spec = JSON.parse(await readFile(launch.specFile, 'utf8')) as JobSpec;
   if (spec.activation_checkpointing === 'auto' || spec.offload === 'auto') {
-    throw new Error(
-      `${launch.specFile}: activation_checkpointing and offload must be resolved by the planner before launch`,
+    throw markPermanent(
+      new Error(
+        `${launch.specFile}: activation_checkpointing and offload must be resolved by the planner before launch`,
+      ),
+      'bad-config',
     );
   }
   const telemetry = launch.telemetry.address
@@ -86,6 +91,7 @@ async function main(): Promise<void> {
           node: launch.node,
         },
         (kind, message) => log(launch, `orchestrator: ${kind}${message ? ` (${message})` : ''}`),
+        { onStatus: (line) => log(launch, line) },
       )
     : undefined;
   try {
@@ -104,7 +110,7 @@ async function main(): Promise<void> {
           })
         : null;
     log(launch, `joined ${launch.rendezvous.prefix}`);
-    const trainer = await addon.createTrainer(comm, {
+    const trainerOptions: Parameters<typeof addon.createTrainer>[1] = {
       config: spec.model.config,
       seed: spec.seed,
       deviceBudgetBytes: launch.deviceBudgetBytes,
@@ -118,8 +124,26 @@ async function main(): Promise<void> {
         weightDecay: spec.optimizer.weight_decay,
         gradClip: spec.optimizer.grad_clip,
       },
-    });
-    const data = await openTokenFile(spec.data.path);
+    };
+    const trainer = await asPermanent('bad-config', () => addon.createTrainer(comm, trainerOptions));
+    const data = await asPermanent('bad-data', () => openTokenFile(spec.data.path));
+    if (data.index.tokenizer.vocabSize > spec.model.config.vocab_size) {
+      throw markPermanent(
+        new Error(
+          `${data.indexPath}: tokenizer '${data.index.tokenizer.name}' has ${data.index.tokenizer.vocabSize} ids, more than the model's vocab_size ${spec.model.config.vocab_size}`,
+        ),
+        'bad-data',
+      );
+    }
+    // A token id past the vocabulary is found when its sequence is read: the same on every attempt.
+    const readShard = data.readShard.bind(data);
+    data.readShard = (...args) => {
+      try {
+        return readShard(...args);
+      } catch (err) {
+        throw markPermanent(err, 'bad-data');
+      }
+    };
     const views = trainer.parameterViews();
     let dataCheck: Promise<void> = Promise.resolve();
     let state: RunState = {
@@ -273,7 +297,10 @@ async function main(): Promise<void> {
 main().then(
   () => process.exit(0),
   (err: unknown) => {
-    process.stderr.write(`longctx worker: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(1);
+    const kind = permanentKind(err);
+    process.stderr.write(
+      `longctx worker: ${kind ? `${kind} (not retried): ` : ''}${err instanceof Error ? err.message : String(err)}\n`,
+    );
+    process.exit(exitCodeFor(err));
   },
 );
