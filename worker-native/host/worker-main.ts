@@ -7,6 +7,7 @@ import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { rankLaunchFromEnv, type RankLaunch } from '../../cluster/rank-launch.js';
+import { hfCheckpointFolder, loadHfWeights } from '../../checkpoints/hf-weights.js';
 import { parseManifest } from '../../checkpoints/manifest.js';
 import { applyRetention } from '../../checkpoints/retention.js';
 import { openTokenFile } from '../../data/token-file.js';
@@ -132,6 +133,12 @@ async function main(): Promise<void> {
       );
       telemetry?.reportEvent(Kind.KIND_RESUMED, `resumed from step ${state.step}`);
     } else {
+      if (spec.model.initWeights !== undefined) {
+        const dir = await hfCheckpointFolder(spec.model.initWeights);
+        const { params } = await loadHfWeights(dir, spec.model.config, views, trainer.numParameters);
+        trainer.load({ params });
+        log(launch, `initial weights from the Hugging Face checkpoint ${dir}`);
+      }
       telemetry?.reportEvent(Kind.KIND_STARTED, 'started');
     }
     const retention = {
