@@ -469,6 +469,7 @@ Napi::Value CrossEntropyResultToJs(Napi::Env env, cpu::CrossEntropyResult& r) {
   Napi::Object out = Napi::Object::New(env);
   out.Set("lossSum", r.loss_sum);
   out.Set("count", static_cast<double>(r.count));
+  out.Set("argmaxCorrect", static_cast<double>(r.argmax_correct));
   return out;
 }
 
