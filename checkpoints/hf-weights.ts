@@ -59,11 +59,11 @@ export async function hfCheckpointFolder(path: string): Promise<string> {
 }
 
 /**
- * Reads config.json and checks it against the job's model; returns the file's values. Hugging
+ * Reads config.json: the model a checkpoint folder holds (ours write the same file). Hugging
  * Face's Qwen2Config defaults apply to absent optional fields (tie_word_embeddings false,
- * num_key_value_heads = num_attention_heads).
+ * num_key_value_heads = num_attention_heads, rope_theta 10000, rms_norm_eps 1e-6).
  */
-export async function readHfConfig(dir: string, expected: HfModelConfig): Promise<HfModelConfig> {
+export async function readHfModelConfig(dir: string): Promise<HfModelConfig> {
   const file = join(dir, HF_CONFIG_FILE);
   const text = await readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
     throw new HfCheckpointError(`${file}: cannot read the model config (${e.code ?? e.message})`);
@@ -101,9 +101,18 @@ export async function readHfConfig(dir: string, expected: HfModelConfig): Promis
     tie_word_embeddings: raw.tie_word_embeddings === undefined ? false : (raw.tie_word_embeddings as boolean),
   };
   if (typeof config.tie_word_embeddings !== 'boolean') fail('tie_word_embeddings', 'must be true or false');
+  return config;
+}
+
+/** readHfModelConfig, checked against the job's model (all of MUST_AGREE). */
+export async function readHfConfig(dir: string, expected: HfModelConfig): Promise<HfModelConfig> {
+  const config = await readHfModelConfig(dir);
+  const file = join(dir, HF_CONFIG_FILE);
   for (const field of MUST_AGREE) {
     if (config[field] !== expected[field]) {
-      fail(field, `is ${String(config[field])} but the job's model has ${String(expected[field])}`);
+      throw new HfCheckpointError(
+        `${file}: ${field} is ${String(config[field])} but the job's model has ${String(expected[field])}`,
+      );
     }
   }
   return config;
