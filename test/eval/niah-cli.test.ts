@@ -1,5 +1,5 @@
 // `longctx eval niah` through the real binary: the table, --json, 2 ranks, and its errors.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -42,8 +42,17 @@ test('eval niah prints the length × depth grid, as a table and as JSON, on 2 ra
   );
   t.is(report.accuracy, 0);
 
-  const text = await runCli(['eval', 'niah', dir, ...grid], { timeoutMs: 120_000 });
+  const text = await runCli(['eval', 'niah', dir, ...grid, '--save'], { timeoutMs: 120_000 });
   t.is(text.code, 0, text.stderr);
+  // --save keeps the results with the checkpoint.
+  const saved = JSON.parse(await readFile(join(dir, 'eval-niah.json'), 'utf8')) as NiahReport & {
+    settings: { tokenizer: string; ranks: number; seed: number };
+  };
+  t.deepEqual(
+    saved.cells,
+    report.cells.map((c, i) => ({ ...c, answerLoss: saved.cells[i]!.answerLoss })),
+  );
+  t.deepEqual([saved.settings.tokenizer, saved.settings.ranks, saved.settings.seed], ['byte', 1, 11]);
   const lines = text.stdout.split('\n');
   t.regex(lines[0]!, /^length\s+d=0\s+d=0\.5\s+d=1\s+accuracy$/);
   t.regex(lines[1]!, /^256\s+· \d\/5\s+· \d\/5\s+· \d\/5\s+0\.0 ?%$/);

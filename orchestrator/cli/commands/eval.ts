@@ -1,9 +1,10 @@
 // `longctx eval niah CHECKPOINT`: needle-in-a-haystack evaluation of a checkpoint folder (ours or a
 // Hugging Face one) on a grid of context lengths × needle depths, on 1 or N zigzag-ring ranks of
 // this machine. Prints the grid as a table (or --json). Needs no server.
-import { resolve } from 'node:path';
+import { writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 
-import { HfCheckpointError } from '../../../checkpoints/hf-weights.js';
+import { HfCheckpointError, hfCheckpointFolder } from '../../../checkpoints/hf-weights.js';
 import { openTokenizer, TokenizerFileError } from '../../../data/hf-tokenizer.js';
 import { TokenIndexError } from '../../../data/index-file.js';
 import { openTokenFile } from '../../../data/token-file.js';
@@ -16,6 +17,8 @@ import { CliError, ExitCode, EXIT_CODES_HELP } from '../exit-codes.js';
 import { formatPercent, table } from '../format.js';
 
 const DEFAULT_LENGTHS = [1024, 2048];
+/** Written into the checkpoint folder by --save (not listed in its manifest: it describes the checkpoint, it is not part of it). */
+export const NIAH_RESULTS_FILE = 'eval-niah.json';
 const DEFAULT_DEPTHS = [0, 0.25, 0.5, 0.75, 1];
 
 const HELP = `Usage: longctx eval niah CHECKPOINT [options]
@@ -38,6 +41,8 @@ Options:
   --seed N                 seed of the keys (default 0)
   --rope-theta X           evaluate with this RoPE base instead of the checkpoint's
   --device-budget-gib G    each rank's device memory budget (default 8)
+  --save                   also write the results into the checkpoint folder as ${NIAH_RESULTS_FILE}
+                           (with the grid's settings), where they stay with the checkpoint
   --json                   print {contextLengths, depths, accuracy, accuracyByLength, cells: [{contextLength,
                            depth, needlePosition, key, found, answerCorrect, answerTokens, answerLoss}]}
   -h, --help               show this help
@@ -107,8 +112,10 @@ async function runNiah(args: Args, io: CliIo): Promise<number> {
       lengthMultiple: 2 * ranks,
     });
     const interactive = io.stdout.isTTY === true && !args.json;
+    const checkpoint = resolve(io.cwd, checkpointArg!);
+    const started = Date.now();
     const results = await evaluateNiah(cases, {
-      checkpoint: resolve(io.cwd, checkpointArg!),
+      checkpoint,
       ranks,
       ...(ropeTheta !== undefined ? { ropeTheta } : {}),
       deviceBudgetBytes: Math.round(budgetGib * 2 ** 30),
@@ -119,6 +126,22 @@ async function runNiah(args: Args, io: CliIo): Promise<number> {
     });
     if (interactive) io.stderr.write('\n');
     const report = summarize(contextLengths, depths, results);
+    if (args.has('save')) {
+      const settings = {
+        tokenizer: tokenizer.name,
+        haystack:
+          haystackPath !== undefined
+            ? resolve(io.cwd, haystackPath)
+            : `generated:${haystack.kind === 'generated' ? haystack.seed : ''}`,
+        seed: args.integer('seed', 0) ?? 0,
+        ranks,
+        ropeTheta: ropeTheta ?? null,
+        evaluatedAtMs: Date.now(),
+        seconds: (Date.now() - started) / 1000,
+      };
+      const dir = await hfCheckpointFolder(checkpoint);
+      await writeFile(join(dir, NIAH_RESULTS_FILE), JSON.stringify({ settings, ...report }, null, 2) + '\n');
+    }
     if (args.json) writeJson(io, report);
     else io.stdout.write(renderNiahTable(report));
     return ExitCode.OK;
@@ -146,6 +169,7 @@ export const evalCommand: Command = {
     seed: 'string',
     'rope-theta': 'string',
     'device-budget-gib': 'string',
+    save: 'boolean',
     json: 'boolean',
   },
   run: runNiah,
