@@ -114,11 +114,6 @@ export class HfTokenizer implements Tokenizer {
     }
     return this.library.decode(list, { skip_special_tokens: !options.showSpecials });
   }
-
-  /** The id of one token's text, e.g. '<|im_end|>'; undefined when it is not in the vocabulary. */
-  tokenId(token: string): number | undefined {
-    return this.library.token_to_id(token);
-  }
 }
 
 /**

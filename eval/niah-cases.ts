@@ -86,12 +86,11 @@ interface HaystackTokens {
 
 function haystackTokens(haystack: Haystack, tokenizer: Tokenizer, length: number): HaystackTokens {
   if (haystack.kind === 'tokens') {
-    if (haystack.tokens.length < length) {
-      throw new NiahGridError(
-        `haystack ${haystack.source}: has ${haystack.tokens.length} tokens, a case needs ${length}`,
-      );
-    }
-    const ids = Array.from({ length }, (_, i) => haystack.tokens[i]!);
+    // At most `length`: a short file is only an error for the cases that need more (see below).
+    const ids = Array.from(
+      { length: Math.min(length, haystack.tokens.length) },
+      (_, i) => haystack.tokens[i]!,
+    );
     return { ids, boundaries: null };
   }
   // The same filler for every case (one seed), cut to length: cases differ only by the needle.
@@ -126,7 +125,11 @@ export function buildNiahCases(o: NiahGridOptions): NiahCase[] {
   const question = Array.from(tok.encode(NIAH_QUESTION));
   const rng = new Rng(o.seed, RandomStream.niah);
   // One haystack for the longest case; shorter cases use its beginning.
-  const hay = haystackTokens(o.haystack, tok, Math.max(...o.contextLengths));
+  const hay = haystackTokens(
+    o.haystack,
+    tok,
+    Math.max(0, Math.max(...o.contextLengths) - prefix.length - question.length),
+  );
   const cases: NiahCase[] = [];
   for (const contextLength of o.contextLengths) {
     for (const depth of o.depths) {
@@ -138,6 +141,12 @@ export function buildNiahCases(o: NiahGridOptions): NiahCase[] {
       if (haystackLength < 0) {
         throw new NiahGridError(
           `context lengths: ${contextLength} is too short: intro, needle, question and answer take ${fixed} tokens`,
+        );
+      }
+      if (haystackLength > hay.ids.length) {
+        const source = o.haystack.kind === 'tokens' ? o.haystack.source : 'generated';
+        throw new NiahGridError(
+          `haystack ${source}: has ${hay.ids.length} tokens, a case of ${contextLength} tokens needs ${haystackLength}`,
         );
       }
       const k = insertionPoint(depth, haystackLength, hay.boundaries);

@@ -176,7 +176,7 @@ test('bad grids are rejected naming the field and the reason', (t) => {
     () =>
       buildNiahCases({ ...base, haystack: { kind: 'tokens', tokens: new Uint32Array(10), source: 'h.bin' } }),
     {
-      message: /haystack h\.bin: has 10 tokens, a case needs \d+/,
+      message: /haystack h\.bin: has 10 tokens, a case of 256 tokens needs \d+/,
     },
   );
 });
