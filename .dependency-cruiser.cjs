@@ -11,7 +11,8 @@ const LAYERS = {
   control: ['core', 'proto'],
   'worker-native': ['core', 'proto', 'checkpoints', 'data'],
   cluster: ['core', 'proto', 'checkpoints', 'control', 'worker-native'],
-  orchestrator: ['core', 'proto', 'checkpoints', 'data', 'control', 'worker-native', 'cluster'],
+  eval: ['core', 'proto', 'checkpoints', 'data', 'control', 'worker-native', 'cluster'],
+  orchestrator: ['core', 'proto', 'checkpoints', 'data', 'control', 'worker-native', 'cluster', 'eval'],
 };
 const FOLDERS = Object.keys(LAYERS);
 const escape = (s) => s.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&');

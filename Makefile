@@ -58,7 +58,7 @@ addon:
 	npx cmake-js build -d worker-native --out build/native --CDLONGCTX_CUDA=$(LONGCTX_CUDA) --parallel 2
 
 # The TypeScript source folders, lowest layer first (.dependency-cruiser.cjs says who may import whom).
-TS_FOLDERS := core proto checkpoints data control worker-native cluster orchestrator
+TS_FOLDERS := core proto checkpoints data control worker-native cluster eval orchestrator
 CXX_SOURCES = $(shell find worker-native/src -name '*.cc' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh')
 
 lint: setup proto

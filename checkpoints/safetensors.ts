@@ -216,6 +216,11 @@ export async function readSafetensorsHeader(path: string): Promise<SafetensorsHe
         continue;
       }
       const v = value as { dtype: DType; shape: number[]; data_offsets: [number, number] };
+      if (!(v.dtype in DTYPE_BYTES)) {
+        throw new Error(
+          `${path}: tensor '${name}' has dtype ${JSON.stringify(v.dtype)}, which this reader does not know`,
+        );
+      }
       const [begin, end] = v.data_offsets;
       const need = elementCount(v.shape) * (DTYPE_BYTES[v.dtype] ?? NaN);
       if (!(end - begin === need) || begin < 0 || dataStart + end > size) {

@@ -8,7 +8,7 @@ import { DataInputError } from './documents.js';
 import { TokenIndexError } from './index-file.js';
 import { pack, resolveOutput } from './pack.js';
 import { SYNTH_DEFAULTS, synth } from './synth.js';
-import { tokenizerByName, tokenizerNames } from './tokenizer.js';
+import { openTokenizer, TokenizerFileError } from './hf-tokenizer.js';
 import { checkDataFile } from './validate.js';
 
 export interface CommandIo {
@@ -59,7 +59,10 @@ Options:
                            short documents are kept with probability P and long ones always,
                            which shifts the mix toward long documents
   --keep-prob P            probability (0..1) of keeping a short document
-  --tokenizer NAME         ${tokenizerNames.join(', ')} (default byte: UTF-8 bytes + BOS/EOS/PAD)
+  --tokenizer NAME|PATH    byte (default: UTF-8 bytes + BOS/EOS/PAD), or a Hugging Face
+                           tokenizer.json (or its folder), e.g. Qwen2's byte-level BPE; its
+                           tokenizer_config.json beside it names BOS/EOS/PAD (default
+                           <|endoftext|>)
   --force                  replace the output even if a queued, running or resumable job reads it
   --server HOST:PORT       the longctx server asked which jobs read the output (default
                            $LONGCTX_SERVER or 127.0.0.1:7170)
@@ -157,9 +160,10 @@ async function packCommand(argv: readonly string[], io: CommandIo, users?: DataU
   }
   let tokenizer;
   try {
-    tokenizer = tokenizerByName(stringFlag(args, 'tokenizer') ?? 'byte');
+    tokenizer = await openTokenizer(stringFlag(args, 'tokenizer') ?? 'byte');
   } catch (e) {
-    throw new UsageError((e as Error).message);
+    if (e instanceof TokenizerFileError) throw new UsageError(`--tokenizer: ${e.message}`);
+    throw e;
   }
   const upsample = threshold !== undefined && keepProb !== undefined ? { threshold, keepProb } : null;
   const target = await resolveOutput(out);

@@ -15,6 +15,8 @@ export const RandomStream = {
   upsample: 1,
   shuffle: 2,
   synth: 3,
+  /** Keys of needle-in-a-haystack evaluation cases (eval/). */
+  niah: 4,
 } as const;
 
 /**

@@ -1,7 +1,8 @@
 // Tokenizers turn document text into the token ids the packed stream holds. The packer, the
 // index and the reader only depend on this interface, so a real BPE (Qwen2's) can replace the
 // default without touching them: the index records the tokenizer's name, version, vocabulary size
-// and special ids, and the reader refuses ids at or above the vocabulary size.
+// and special ids, and the reader refuses ids at or above the vocabulary size. The byte tokenizer
+// lives here; Hugging Face tokenizer.json files (Qwen2's BPE) in hf-tokenizer.ts.
 
 /** Ids with a fixed meaning. BOS separates documents in the packed stream. */
 export interface SpecialTokens {
@@ -18,7 +19,10 @@ export interface Tokenizer {
   /** Every id is in [0, vocabSize). */
   readonly vocabSize: number;
   readonly specials: SpecialTokens;
-  /** Text → ids. Never produces special ids. */
+  /**
+   * Text → ids. The byte tokenizer never produces special ids; a Hugging Face tokenizer turns the
+   * text of its added special tokens into their ids, as its reference library does.
+   */
   encode(text: string): Uint32Array;
   /** Ids → text. Special ids are dropped, or written as `<|bos|>`-style markers when asked. */
   decode(ids: ArrayLike<number>, options?: { showSpecials?: boolean }): string;
@@ -91,7 +95,7 @@ function specialName(specials: SpecialTokens, id: number): string {
   return String(id);
 }
 
-/** The tokenizers `pack --tokenizer NAME` can use. */
+/** The tokenizers known by name (anything else given to `--tokenizer` is a tokenizer.json path). */
 export const tokenizerNames = ['byte'] as const;
 
 export function tokenizerByName(name: string): Tokenizer {

@@ -61,6 +61,8 @@ export interface CrossEntropyResult {
   lossSum: number;
   /** How many such tokens. */
   count: number;
+  /** Of those, how many have their label as the strict argmax of the logits (a tie counts as wrong). */
+  argmaxCorrect: number;
 }
 
 /** torch.optim.AdamW hyperparameters (defaults: betas 0.9/0.999, eps 1e-8, weightDecay 0). */

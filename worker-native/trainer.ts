@@ -59,7 +59,8 @@ export interface TrainerMemory {
   hostBudget: number;
 }
 
-export interface EvalResult {
+/** The loss of one micro-batch (what accumulate and evaluate both report). */
+export interface LossResult {
   /** This rank's Σ cross-entropy over its counted tokens (labels != -100). */
   lossSum: number;
   tokens: number;
@@ -69,7 +70,17 @@ export interface EvalResult {
   loss: number;
 }
 
-export interface MicroStepResult extends EvalResult {
+export interface EvalResult extends LossResult {
+  /**
+   * This rank's counted tokens whose label is the strict argmax of their logits (what greedy
+   * decoding would produce; a tie for the maximum counts as wrong), and the same over all ranks.
+   * Computed inside the chunked cross-entropy: no full logits are kept.
+   */
+  argmaxCorrect: number;
+  globalArgmaxCorrect: number;
+}
+
+export interface MicroStepResult extends LossResult {
   /** Wall seconds of the micro-step not spent waiting for communication. */
   computeSeconds: number;
   /** Seconds blocked on the ring's transfers and on the collectives (label counts, loss sums). */

@@ -7,6 +7,7 @@ import type { CliIo, Command } from './command.js';
 import { cancelCommand } from './commands/cancel.js';
 import { checkpointsCommand } from './commands/checkpoints.js';
 import { demoCommand } from './commands/demo.js';
+import { evalCommand } from './commands/eval.js';
 import { logsCommand } from './commands/logs.js';
 import { lsCommand } from './commands/ls.js';
 import { planCommand } from './commands/plan.js';
@@ -29,6 +30,7 @@ export const COMMANDS: Command[] = [
   cancelCommand,
   resumeCommand,
   checkpointsCommand,
+  evalCommand,
   demoCommand,
 ];
 

@@ -93,7 +93,7 @@ test('usage errors exit 2 and say what to do', async (t) => {
     ],
     [['pack', '--out', 'o.bin', 'x', '--seed', '-4'], /--seed must be an integer >= 0, got '-4'/],
     [['pack', '--out', 'o.bin', 'x', '--frob'], /unknown option --frob for 'data pack'/],
-    [['pack', '--out', 'o.bin', 'x', '--tokenizer', 'bpe'], /unknown tokenizer 'bpe'/],
+    [['pack', '--out', 'o.bin', 'x', '--tokenizer', 'bpe'], /--tokenizer: unknown tokenizer 'bpe'/],
     [['pack', 'x', '--out'], /option --out needs a value/],
     [
       ['synth', '--out', join(dir, 's.jsonl'), '--passkey-fraction', '2'],

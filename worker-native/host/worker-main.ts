@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 
 import { rankLaunchFromEnv, type RankLaunch } from '../../core/rank-launch.js';
 import { rankStepsLogPath } from '../../core/run-folder.js';
+import { hfCheckpointFolder, loadHfWeights } from '../../checkpoints/hf-weights.js';
 import { parseManifest } from '../../checkpoints/manifest.js';
 import { applyRetention } from '../../checkpoints/retention.js';
 import { openTokenFile } from '../token-file.js';
@@ -200,6 +201,12 @@ async function main(): Promise<void> {
         );
       }
     } else {
+      if (spec.model.initWeights !== undefined) {
+        const dir = await hfCheckpointFolder(spec.model.initWeights);
+        const { params } = await loadHfWeights(dir, spec.model.config, views, trainer.numParameters);
+        trainer.load({ params });
+        log(launch, `initial weights from the Hugging Face checkpoint ${dir}`);
+      }
       telemetry?.reportEvent('started', 'started');
     }
     const retention = {

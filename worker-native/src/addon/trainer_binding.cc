@@ -171,6 +171,8 @@ Napi::Value EvalToJs(Napi::Env env, train::EvalStats& s) {
   out.Set("globalLossSum", s.global_loss_sum);
   out.Set("globalTokens", static_cast<double>(s.global_tokens));
   out.Set("loss", s.global_tokens > 0 ? s.global_loss_sum / static_cast<double>(s.global_tokens) : 0.0);
+  out.Set("argmaxCorrect", static_cast<double>(s.argmax_correct));
+  out.Set("globalArgmaxCorrect", static_cast<double>(s.global_argmax_correct));
   return out;
 }
 

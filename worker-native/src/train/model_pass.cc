@@ -163,7 +163,7 @@ model::StepLoss ModelPass::Forward(const int32_t* ids, const int32_t* positions,
   Tensor workspace = Tensor::Empty(device_, {cpu::ChunkedCrossEntropyWorkspace(chunk, V)});
   const cpu::CrossEntropyResult ce = cpu::ChunkedCrossEntropy(
       final_norm.data(), head.data(), labels, T, C, V, chunk, 0.0f, nullptr, nullptr, workspace.data());
-  return {ce.loss_sum, ce.count};
+  return {ce.loss_sum, ce.count, ce.argmax_correct};
 }
 
 }  // namespace longctx::train

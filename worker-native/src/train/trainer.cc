@@ -119,9 +119,18 @@ EvalStats Trainer::Evaluate(const int32_t* ids, const int32_t* positions, const 
   CheckTokens(ids, positions, labels, tokens);
   double waited = 0;
   const model::StepLoss loss = pass_.Forward(ids, positions, labels, tokens);
-  double totals[2] = {loss.loss_sum, static_cast<double>(loss.tokens)};
-  AllReduce(totals, 2, &waited);
-  return {loss.loss_sum, loss.tokens, totals[0], static_cast<int64_t>(totals[1])};
+  // Counts travel as doubles: exact up to 2^53.
+  double totals[3] = {loss.loss_sum, static_cast<double>(loss.tokens),
+                      static_cast<double>(loss.argmax_correct)};
+  AllReduce(totals, 3, &waited);
+  EvalStats s{};
+  s.loss_sum = loss.loss_sum;
+  s.tokens = loss.tokens;
+  s.argmax_correct = loss.argmax_correct;
+  s.global_loss_sum = totals[0];
+  s.global_tokens = static_cast<int64_t>(totals[1]);
+  s.global_argmax_correct = static_cast<int64_t>(totals[2]);
+  return s;
 }
 
 double Trainer::ReduceGradients() {

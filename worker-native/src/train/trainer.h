@@ -80,6 +80,8 @@ struct EvalStats {
   int64_t tokens;
   double global_loss_sum;
   int64_t global_tokens;
+  int64_t argmax_correct;         // this rank's counted tokens whose label is the logits' strict argmax
+  int64_t global_argmax_correct;  // over all ranks
 };
 
 struct StepStats {

@@ -121,7 +121,9 @@ int64_t StepOf(const KernelCall& c) {
 KernelResult Done() { return {}; }
 
 KernelResult CrossEntropyToJs(const cpu::CrossEntropyResult& r) {
-  return KernelResult::Object({{"lossSum", r.loss_sum}, {"count", static_cast<double>(r.count)}});
+  return KernelResult::Object({{"lossSum", r.loss_sum},
+                               {"count", static_cast<double>(r.count)},
+                               {"argmaxCorrect", static_cast<double>(r.argmax_correct)}});
 }
 
 int64_t Count(const KernelCall& c, const char* array) { return static_cast<int64_t>(c.Length(array)); }

@@ -49,6 +49,7 @@ CrossEntropyResult ChunkedCrossEntropy(const float* hidden, const float* weight,
       any = true;
       const float max = *std::max_element(row, row + vocab);
       const float target = row[label];
+      if (target == max) result.argmax_correct += std::count(row, row + vocab, max) == 1;
       // The row becomes exp(logit − max) (one exp per logit), then its own gradient:
       // grad_scale · (softmax − onehot).
       double sum = 0.0;
@@ -96,6 +97,7 @@ CrossEntropyResult NaiveCrossEntropy(const T* hidden, const T* weight, const int
     T sum = 0;
     for (int v = 0; v < vocab; ++v) sum += std::exp(row[v] - max);
     T lse = max + std::log(sum);
+    if (row[labels[t]] == max) result.argmax_correct += std::count(row, row + vocab, max) == 1;
     result.loss_sum += static_cast<double>(lse - row[labels[t]]);
     result.count += 1;
     for (int v = 0; v < vocab; ++v)

@@ -11,6 +11,13 @@
 // Tokens whose label is kIgnoreIndex (−100, as in Hugging Face) add nothing to the loss, the
 // count or the gradients. The loss is returned as a sum over counted tokens, so ranks holding
 // parts of one sequence can add their sums and counts; grad_scale is 1/total_count for a mean.
+//
+// argmax_correct counts the counted tokens whose label is the argmax of the logits (greedy
+// decoding would produce it), for retrieval evaluation (NIAH) without ever holding full logits.
+// A tie for the maximum counts as wrong: the label's logit must be strictly above every other.
+// torch.argmax would pick the lowest tied index, so a tie would score by vocabulary order; the
+// strict rule depends on neither that order nor the reduction order, and a model whose head
+// cannot tell tokens apart (e.g. all-zero weights) scores 0.
 #pragma once
 
 #include <cstdint>
@@ -20,8 +27,9 @@ namespace longctx::cpu {
 constexpr int32_t kIgnoreIndex = -100;
 
 struct CrossEntropyResult {
-  double loss_sum;  // Σ loss_t over tokens whose label is not ignored
-  int64_t count;    // how many such tokens
+  double loss_sum;             // Σ loss_t over tokens whose label is not ignored
+  int64_t count;               // how many such tokens
+  int64_t argmax_correct = 0;  // how many of them have the label as their strict argmax
 };
 
 // Throws std::invalid_argument naming the first label outside [0, vocab) that is not kIgnoreIndex.
