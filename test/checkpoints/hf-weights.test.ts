@@ -80,7 +80,10 @@ async function writeHfFolder(
   layout: Layout,
 ): Promise<void> {
   await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, 'config.json'), JSON.stringify({ ...hfConfig(config, TRAINED_AS), rope_theta: 1e9 }));
+  await writeFile(
+    join(dir, 'config.json'),
+    JSON.stringify({ ...hfConfig(config, TRAINED_AS), rope_theta: 1e9 }),
+  );
   const tensors: TensorToWrite[] = views.map((v) => ({
     name: v.name,
     dtype: layout.dtype,
@@ -280,7 +283,10 @@ test('bad HF checkpoints are rejected naming the file, the tensor or field, and 
   await t.throwsAsync(load(sharded, { ...config, tie_word_embeddings: true }), {
     message: /config\.json: tie_word_embeddings is false but the job's model has true/,
   });
-  await writeFile(join(ints, 'config.json'), JSON.stringify({ ...hfConfig(config, TRAINED_AS), model_type: 'llama' }));
+  await writeFile(
+    join(ints, 'config.json'),
+    JSON.stringify({ ...hfConfig(config, TRAINED_AS), model_type: 'llama' }),
+  );
   await t.throwsAsync(load(ints), {
     message: /ints\/config\.json: model_type is "llama"; only 'qwen2' checkpoints can be loaded/,
   });

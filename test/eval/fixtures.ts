@@ -39,7 +39,12 @@ export async function writeCopyModel(dir: string, layerStd: number): Promise<Qwe
       else params[k] = layerStd * rand();
     }
   }
-  await writeFile(join(dir, 'config.json'), JSON.stringify(hfConfig(config, { seqLen: 4096, precision: 'fp32', specials: { bos: 256, eos: 257, pad: 258 } })));
+  await writeFile(
+    join(dir, 'config.json'),
+    JSON.stringify(
+      hfConfig(config, { seqLen: 4096, precision: 'fp32', specials: { bos: 256, eos: 257, pad: 258 } }),
+    ),
+  );
   await writeSafetensors(
     join(dir, 'model.safetensors'),
     views.map((v) => ({
