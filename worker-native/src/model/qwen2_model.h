@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "kernels/cpu/cross_entropy.h"
+#include "model/cpu_model_kernels.h"
 #include "model/qwen2_config.h"
 #include "model/qwen2_layer.h"
 #include "model/sequence_attention.h"
@@ -86,7 +87,7 @@ class Qwen2Model {
   const std::shared_ptr<Arena>& shared_arena() const { return arena_; }
 
  private:
-  LayerTensors<const float*> Weights(int layer) const;
+  LayerTensors<const void*> Weights(int layer) const;
   LayerTensors<float*> Grads(int layer);
 
   Qwen2Config config_;
@@ -94,6 +95,7 @@ class Qwen2Model {
   ModelOptions options_;
   std::shared_ptr<Arena> arena_;
   std::unique_ptr<SequenceAttention> attention_;
+  std::unique_ptr<CpuModelKernels> kernels_;
   Tensor params_;
   Tensor grads_;
 };

@@ -15,6 +15,11 @@
 // honest emulation of what the CUDA backend does with H2D/D2H copies, and the device peak shows the
 // bytes that moved.
 //
+// On a GPU (backend.h) the parameters are float32 master weights and the kernels read a bf16 compute
+// copy of them, kept beside the masters (on the device, or in pinned host memory under
+// params+optimizer, where a unit's bf16 weights are what gets staged) and refreshed from them by
+// RefreshCompute after every change. On CPU the compute copy is the masters themselves.
+//
 // Gradients are always added unit by unit: every micro-batch computes a unit's gradient into a zeroed
 // device buffer, then adds that buffer into the accumulated gradients (wherever they live). Computing
 // straight into the accumulator (sgemm with beta = 1) would round differently from "compute, then
@@ -28,6 +33,7 @@
 
 #include "tensor/arena.h"
 #include "tensor/tensor.h"
+#include "train/backend.h"
 
 namespace longctx::train {
 
@@ -39,30 +45,35 @@ const char* OffloadName(Offload offload);
 
 class ParameterStore {
  public:
-  // Allocates `count` parameters and zeroed gradients on the device, or on the host under
-  // params+optimizer. The parameters are uninitialised.
-  ParameterStore(int64_t count, Offload offload, std::shared_ptr<Arena> device, std::shared_ptr<Arena> host);
+  // Allocates `count` parameters (and their compute copy when the backend's compute type is not
+  // float32) and zeroed gradients on the device, or on the host under params+optimizer. The
+  // parameters are uninitialised. Keeps a reference to `backend`.
+  ParameterStore(int64_t count, Offload offload, Backend& backend);
 
-  // Weights as the device sees them: a view of the resident parameters, or a staged copy that goes
-  // back to the device arena when this goes away.
+  // Weights as the kernels read them (backend.compute_type() elements): a view of the resident
+  // compute weights, or a staged copy that goes back to the device arena when this goes away.
   class DeviceWeights {
    public:
-    const float* data() const { return data_; }
+    const void* data() const { return data_; }
 
    private:
     friend class ParameterStore;
-    const float* data_ = nullptr;
+    const void* data_ = nullptr;
     Tensor staging_;
   };
 
-  // params[begin, begin + count) on the device.
+  // params[begin, begin + count) on the device, in the compute type.
   DeviceWeights Stage(int64_t begin, int64_t count) const;
+  // Rounds the master weights into the compute copy (nothing to do on CPU); after every change of
+  // the parameters.
+  void RefreshCompute();
   // grads[begin, begin + count) += device_gradients[0, count), through a host copy when the
   // gradients live on the host.
   void AddGradients(int64_t begin, const float* device_gradients, int64_t count);
   void ZeroGradients() { grads_.Zero(); }
 
   bool on_host() const { return on_host_; }
+  DType compute_type() const { return backend_.compute_type(); }
   int64_t size() const { return count_; }
   float* params() { return params_.data(); }
   const float* params() const { return params_.data(); }
@@ -72,9 +83,9 @@ class ParameterStore {
  private:
   int64_t count_;
   bool on_host_;
-  std::shared_ptr<Arena> device_;
-  std::shared_ptr<Arena> host_;
+  Backend& backend_;
   Tensor params_;
+  Tensor compute_;  // empty when the compute type is float32 (the masters are read directly)
   Tensor grads_;
 };
 
