@@ -85,6 +85,18 @@ class PinnedMemory final : public MemorySource {
   std::string refusal() const override { return "cudaMallocHost refused the pinned memory"; }
 };
 
+// The node agent gives a GPU rank the whole GPU's memory as its budget, but the CUDA context and
+// the libraries' workspaces live outside the arena: the region is the budget or what is free less
+// kOutsideArena, whichever is smaller, and the arena's budget is that region (what it can hand out).
+constexpr size_t kOutsideArena = size_t{1} << 30;
+
+size_t ReservableBytes(size_t budget) {
+  size_t free = 0, total = 0;
+  CUDA_CHECK(cudaMemGetInfo(&free, &total));
+  const size_t usable = free > kOutsideArena ? free - kOutsideArena : 0;
+  return budget < usable ? budget : usable;
+}
+
 class CudaBackend final : public Backend {
  public:
   CudaBackend(int index, const std::string& device_label, size_t device_budget_bytes, size_t host_budget_bytes)
@@ -99,8 +111,9 @@ class CudaBackend final : public Backend {
                                " CUDA device(s)");
     CUDA_CHECK(cudaSetDevice(index_));
     CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-    device_ = std::make_shared<Arena>(device_label, device_budget_bytes,
-                                      std::make_unique<DeviceRegion>(device_label, device_budget_bytes, stream_));
+    const size_t budget = ReservableBytes(device_budget_bytes);
+    device_ = std::make_shared<Arena>(device_label, budget,
+                                      std::make_unique<DeviceRegion>(device_label, budget, stream_));
     host_ = std::make_shared<Arena>("host", host_budget_bytes, std::make_unique<PinnedMemory>());
     sums_ = Tensor::Empty(device_, {static_cast<int64_t>(cu::SumOfSquaresWorkspaceBytes() / sizeof(float)) + 2});
   }
