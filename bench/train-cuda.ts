@@ -7,8 +7,9 @@
 //   step_seconds       median wall seconds of a timed step
 //   model_tflops       model FLOPs (orchestrator/plan/flops.ts, no recomputation) ÷ step seconds
 //   device_peak_bytes  the device arena's peak over a step (what the planner predicts)
-// The offload modes' step times against `none` show what moving the weights and the optimizer to
-// pinned host memory costs. Emits one `skipped` record where there is no CUDA device.
+//   offload_overhead   step seconds under an offload mode ÷ under `none`, − 1: what keeping the
+//                      optimizer (and the weights) in pinned host memory costs once the prefetch
+//                      queue's copies overlap the layers' compute (0 = fully hidden). Emits one `skipped` record where there is no CUDA device.
 import { trainingFlopsPerStep } from '../orchestrator/plan/flops.js';
 import { MODEL_PRESETS } from '../orchestrator/spec/presets.js';
 import { native } from '../worker-native/native.js';
@@ -48,6 +49,7 @@ export async function run(emit: Emit, args: string[]): Promise<void> {
   const config = MODEL_PRESETS.small!;
   const device = info.cudaDeviceNames[0] ?? 'unknown';
   for (const seqLen of seqs) {
+    const stepSeconds = new Map<Offload, number>();
     const ids = Int32Array.from({ length: seqLen }, (_, i) => (i * 7919 + 1) % config.vocab_size);
     const labels = Int32Array.from({ length: seqLen }, (_, i) => (i * 7919 + 2) % config.vocab_size);
     const positions = Int32Array.from({ length: seqLen }, (_, i) => i);
@@ -72,6 +74,7 @@ export async function run(emit: Emit, args: string[]): Promise<void> {
           if (s >= 1) seconds.push((performance.now() - start) / 1000);
         }
         const step = median(seconds);
+        stepSeconds.set(offload, step);
         const total = seconds.reduce((a, b) => a + b, 0);
         const extra = { device, seq: seqLen, offload, steps: timedSteps! };
         emit({ bench: BENCH, metric: 'tokens_per_s', value: Math.round((seqLen * seconds.length) / total), unit: 'tok/s', ...extra });
@@ -87,6 +90,18 @@ export async function run(emit: Emit, args: string[]): Promise<void> {
       } finally {
         trainer.close();
       }
+    }
+    const none = stepSeconds.get('none')!;
+    for (const offload of OFFLOADS.slice(1)) {
+      emit({
+        bench: BENCH,
+        metric: 'offload_overhead',
+        value: Number((stepSeconds.get(offload)! / none - 1).toFixed(4)),
+        unit: 'ratio',
+        device,
+        seq: seqLen,
+        offload,
+      });
     }
   }
 }

@@ -272,9 +272,10 @@ class Qwen2ModelWrap : public Napi::ObjectWrap<Qwen2ModelWrap> {
   std::atomic<bool> busy_{false};
 };
 
-// referenceQwen2ForwardBackward(config, params, ids, positions, labels, gradScale, grads | null)
-//   → Promise<{lossSum, count}>: the naive reference model in the precision of params
-//   (Float32Array or Float64Array); writes grads when given.
+// referenceQwen2ForwardBackward(config, params, ids, positions, labels, gradScale, grads | null,
+//   roundBf16?) → Promise<{lossSum, count}>: the naive reference model in the precision of params
+//   (Float32Array or Float64Array); writes grads when given. roundBf16: every stage's result rounded
+//   to bf16 (the naive bf16 implementation of the bf16 rule).
 template <typename T>
 Napi::Value ReferenceOf(const Napi::CallbackInfo& info) {
   auto pins = std::make_shared<Pins>();
@@ -283,6 +284,11 @@ Napi::Value ReferenceOf(const Napi::CallbackInfo& info) {
   const TokenArgs t = TokenArgsAt(info, 2, *pins);
   const double grad_scale = NumberArg(info, 5, "gradScale");
   auto grads = OptionalTypedArg<T>(info, 6, "grads", *pins);
+  bool round_bf16 = false;
+  if (info.Length() > 7 && !info[7].IsUndefined()) {
+    if (!info[7].IsBoolean()) throw Napi::TypeError::New(info.Env(), "roundBf16 must be a boolean");
+    round_bf16 = info[7].As<Napi::Boolean>().Value();
+  }
   return RunWithResult<cpu::CrossEntropyResult>(
       info.Env(), pins,
       [=] {
@@ -291,7 +297,8 @@ Napi::Value ReferenceOf(const Napi::CallbackInfo& info) {
         ExpectLength(params, static_cast<size_t>(layout.NumParameters()), "the number of parameters");
         ExpectLength(grads, static_cast<size_t>(layout.NumParameters()), "the number of parameters");
         return model::ReferenceQwen2ForwardBackward<T>(config, params.data, t.ids.data, t.positions.data,
-                                                       t.labels.data, t.tokens(), grad_scale, grads.data);
+                                                       t.labels.data, t.tokens(), grad_scale, grads.data,
+                                                       round_bf16);
       },
       [](Napi::Env env, cpu::CrossEntropyResult& r) -> Napi::Value {
         Napi::Object out = Napi::Object::New(env);

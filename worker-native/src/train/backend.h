@@ -46,6 +46,13 @@ class Backend {
 
   // Copies between any two memories of this backend (device, host, or the caller's); returns when done.
   virtual void Copy(void* dst, const void* src, size_t bytes) = 0;
+  // Starts copying `bytes` of host memory into device memory in the background, after the device
+  // work issued so far (so dst may be memory freed a moment ago); WaitCopies makes the device work
+  // issued after it wait for that copy. One copy in flight at a time. Where copies do not overlap the
+  // device's work (overlaps_copies() false: the CPU) it copies at once.
+  virtual void CopyAsync(void* dst, const void* src, size_t bytes) { Copy(dst, src, bytes); }
+  virtual void WaitCopies() {}
+  virtual bool overlaps_copies() const { return false; }
   // dst[0, n) (compute_type) = src[0, n) rounded; dst and src are both device or both host memory.
   virtual void ToCompute(void* dst, const float* src, int64_t n, bool on_host) = 0;
 

@@ -111,6 +111,9 @@ class CudaBackend final : public Backend {
                                " CUDA device(s)");
     CUDA_CHECK(cudaSetDevice(index_));
     CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    CUDA_CHECK(cudaStreamCreateWithFlags(&copy_, cudaStreamNonBlocking));
+    CUDA_CHECK(cudaEventCreateWithFlags(&issued_, cudaEventDisableTiming));
+    CUDA_CHECK(cudaEventCreateWithFlags(&copied_, cudaEventDisableTiming));
     const size_t budget = ReservableBytes(device_budget_bytes);
     device_ = std::make_shared<Arena>(device_label, budget,
                                       std::make_unique<DeviceRegion>(device_label, budget, stream_));
@@ -119,10 +122,14 @@ class CudaBackend final : public Backend {
   }
   ~CudaBackend() override {
     cudaSetDevice(index_);
+    cudaStreamSynchronize(copy_);
     cudaStreamSynchronize(stream_);
     sums_.Release();
     // The arenas may outlive this object (Tensors hold them): they free into their sources, which
-    // only need the device, not the stream.
+    // only need the device, not the streams.
+    cudaEventDestroy(issued_);
+    cudaEventDestroy(copied_);
+    cudaStreamDestroy(copy_);
     cudaStreamDestroy(stream_);
   }
 
@@ -139,6 +146,16 @@ class CudaBackend final : public Backend {
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream_));
     CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
+  // The copy stream waits for the compute work issued so far (dst may have been freed by it a moment
+  // ago), then copies from pinned memory by DMA while the compute stream goes on.
+  void CopyAsync(void* dst, const void* src, size_t bytes) override {
+    CUDA_CHECK(cudaEventRecord(issued_, stream_));
+    CUDA_CHECK(cudaStreamWaitEvent(copy_, issued_, 0));
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, copy_));
+    CUDA_CHECK(cudaEventRecord(copied_, copy_));
+  }
+  void WaitCopies() override { CUDA_CHECK(cudaStreamWaitEvent(stream_, copied_, 0)); }
+  bool overlaps_copies() const override { return true; }
   void ToCompute(void* dst, const float* src, int64_t n, bool on_host) override {
     if (!on_host) {
       cu::FloatToBf16(static_cast<cu::bf16*>(dst), src, n, stream_);
@@ -172,6 +189,9 @@ class CudaBackend final : public Backend {
  private:
   int index_;
   cudaStream_t stream_ = nullptr;
+  cudaStream_t copy_ = nullptr;  // the prefetch of offloaded weights (CopyAsync)
+  cudaEvent_t issued_ = nullptr;
+  cudaEvent_t copied_ = nullptr;
   std::shared_ptr<Arena> device_;
   std::shared_ptr<Arena> host_;
   Tensor sums_;  // the norm's result (one double) and its workspace

@@ -35,6 +35,11 @@ ModelPass::StagedLayer ModelPass::StageLayer(int layer) const {
   return s;
 }
 
+void ModelPass::PrefetchLayer(int layer) {
+  const model::LayerOffsets& o = layout_.layer(layer);
+  store_.Prefetch(o.begin, o.size());
+}
+
 model::StepLoss ModelPass::ForwardBackward(const int32_t* ids, const int32_t* positions,
                                            const int32_t* labels, int tokens, double grad_scale) {
   const int T = tokens, C = config_.hidden_size, V = config_.vocab_size, L = config_.num_hidden_layers;
@@ -48,11 +53,13 @@ model::StepLoss ModelPass::ForwardBackward(const int32_t* ids, const int32_t* po
   std::vector<LayerActivations> saved(L);
   {
     const auto embed = store_.Stage(layout_.embed_tokens(), table);
+    if (L > 0) PrefetchLayer(0);
     stream[0] = Tensor::Empty(device_, {T, C}, act);
     kernels_.EmbeddingForward(stream[0].raw(), ids, embed.data(), T, C);
   }
   for (int l = 0; l < L; ++l) {
     const StagedLayer w = StageLayer(l);
+    if (l + 1 < L) PrefetchLayer(l + 1);
     stream[l + 1] = Tensor::Empty(device_, {T, C}, act);
     model::LayerForward(ctx, w.tensors, stream[l].raw(), stream[l + 1].raw(), &saved[l]);
     switch (policy_.ForLayer(l)) {
@@ -73,6 +80,7 @@ model::StepLoss ModelPass::ForwardBackward(const int32_t* ids, const int32_t* po
   {
     const auto norm_weight = store_.Stage(layout_.final_norm(), C);
     const auto head = store_.Stage(layout_.lm_head(), table);
+    if (L > 0) PrefetchLayer(L - 1);  // the backward's first layer
     Tensor final_norm = Tensor::Empty(device_, {T, C}, act);
     Tensor final_rstd = Tensor::Empty(device_, {T});
     kernels_.RmsNormForward(final_norm.raw(), final_rstd.data(), stream[L].raw(), norm_weight.data(), T, C,
@@ -96,6 +104,7 @@ model::StepLoss ModelPass::ForwardBackward(const int32_t* ids, const int32_t* po
   // Backward through the layers, recomputing what the policy dropped.
   for (int l = L - 1; l >= 0; --l) {
     const StagedLayer w = StageLayer(l);
+    if (l > 0) PrefetchLayer(l - 1);
     const model::LayerOffsets& offsets = layout_.layer(l);
     switch (policy_.ForLayer(l)) {
       case LayerKeep::kEverything:
@@ -139,10 +148,12 @@ model::StepLoss ModelPass::Forward(const int32_t* ids, const int32_t* positions,
   Tensor x = Tensor::Empty(device_, {T, C}, act);
   {
     const auto embed = store_.Stage(layout_.embed_tokens(), table);
+    if (L > 0) PrefetchLayer(0);
     kernels_.EmbeddingForward(x.raw(), ids, embed.data(), T, C);
   }
   for (int l = 0; l < L; ++l) {
     const StagedLayer w = StageLayer(l);
+    if (l + 1 < L) PrefetchLayer(l + 1);
     Tensor out = Tensor::Empty(device_, {T, C}, act);
     LayerActivations scratch;
     model::LayerForward(ctx, w.tensors, x.raw(), out.raw(), &scratch);

@@ -48,6 +48,8 @@ class ModelPass {
     model::LayerTensors<const void*> tensors;
   };
   StagedLayer StageLayer(int layer) const;
+  // Starts staging the unit the pass needs next (ParameterStore::Prefetch; a no-op on CPU).
+  void PrefetchLayer(int layer);
 
   const model::Qwen2Config& config_;
   const model::Qwen2Layout& layout_;

@@ -52,10 +52,40 @@ ParameterStore::DeviceWeights ParameterStore::Stage(int64_t begin, int64_t count
     w.data_ = source;
     return w;
   }
+  if (prefetched_.begin >= 0) {
+    backend_.WaitCopies();
+    if (prefetched_.begin == begin && prefetched_.count == count) {
+      w.staging_ = std::move(prefetched_.staging);
+      w.data_ = w.staging_.raw();
+      prefetched_ = Prefetched{};
+      return w;
+    }
+    prefetched_ = Prefetched{};  // not what this pass asks for after all
+  }
   w.staging_ = Tensor::Empty(backend_.device(), {count}, type);  // host → device
   backend_.Copy(w.staging_.raw(), source, static_cast<size_t>(count) * ElementBytes(type));
   w.data_ = w.staging_.raw();
   return w;
+}
+
+void ParameterStore::Prefetch(int64_t begin, int64_t count) {
+  if (!on_host_ || !backend_.overlaps_copies()) return;
+  if (begin < 0 || count < 0 || begin + count > count_)
+    throw std::out_of_range("ParameterStore::Prefetch: [" + std::to_string(begin) + ", " +
+                            std::to_string(begin + count) + ") is outside the " + std::to_string(count_) +
+                            " parameters");
+  if (prefetched_.begin >= 0) {  // an earlier one nobody took: let its copy finish before its memory goes
+    backend_.WaitCopies();
+    prefetched_ = Prefetched{};
+  }
+  const DType type = backend_.compute_type();
+  const Tensor& weights = compute_.empty() ? params_ : compute_;
+  prefetched_.staging = Tensor::Empty(backend_.device(), {count}, type);
+  backend_.CopyAsync(prefetched_.staging.raw(),
+                     static_cast<const char*>(weights.raw()) + static_cast<size_t>(begin) * ElementBytes(type),
+                     static_cast<size_t>(count) * ElementBytes(type));
+  prefetched_.begin = begin;
+  prefetched_.count = count;
 }
 
 void ParameterStore::AddGradients(int64_t begin, const float* device_gradients, int64_t count) {

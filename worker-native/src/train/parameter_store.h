@@ -64,6 +64,11 @@ class ParameterStore {
 
   // params[begin, begin + count) on the device, in the compute type.
   DeviceWeights Stage(int64_t begin, int64_t count) const;
+  // Under params+optimizer, on a backend whose copies overlap its work (a GPU's copy stream): starts
+  // staging params[begin, begin + count) now, so that the Stage call for exactly that range finds
+  // it there (the next layer's weights copy while the current layer computes). Elsewhere nothing:
+  // on CPU a prefetch would only hold a second unit's staging sooner.
+  void Prefetch(int64_t begin, int64_t count);
   // Rounds the master weights into the compute copy (nothing to do on CPU); after every change of
   // the parameters.
   void RefreshCompute();
@@ -87,6 +92,13 @@ class ParameterStore {
   Tensor params_;
   Tensor compute_;  // empty when the compute type is float32 (the masters are read directly)
   Tensor grads_;
+  // The unit Prefetch started staging, until Stage takes it.
+  struct Prefetched {
+    int64_t begin = -1;
+    int64_t count = 0;
+    Tensor staging;
+  };
+  mutable Prefetched prefetched_;
 };
 
 }  // namespace longctx::train
