@@ -77,8 +77,20 @@ export async function run(emit: Emit, args: string[]): Promise<void> {
         stepSeconds.set(offload, step);
         const total = seconds.reduce((a, b) => a + b, 0);
         const extra = { device, seq: seqLen, offload, steps: timedSteps! };
-        emit({ bench: BENCH, metric: 'tokens_per_s', value: Math.round((seqLen * seconds.length) / total), unit: 'tok/s', ...extra });
-        emit({ bench: BENCH, metric: 'step_seconds', value: Number(step.toPrecision(4)), unit: 's', ...extra });
+        emit({
+          bench: BENCH,
+          metric: 'tokens_per_s',
+          value: Math.round((seqLen * seconds.length) / total),
+          unit: 'tok/s',
+          ...extra,
+        });
+        emit({
+          bench: BENCH,
+          metric: 'step_seconds',
+          value: Number(step.toPrecision(4)),
+          unit: 's',
+          ...extra,
+        });
         emit({
           bench: BENCH,
           metric: 'model_tflops',
@@ -86,7 +98,13 @@ export async function run(emit: Emit, args: string[]): Promise<void> {
           unit: 'TFLOP/s',
           ...extra,
         });
-        emit({ bench: BENCH, metric: 'device_peak_bytes', value: trainer.memory().devicePeak, unit: 'B', ...extra });
+        emit({
+          bench: BENCH,
+          metric: 'device_peak_bytes',
+          value: trainer.memory().devicePeak,
+          unit: 'B',
+          ...extra,
+        });
       } finally {
         trainer.close();
       }

@@ -14,7 +14,12 @@ import test, { type ExecutionContext } from 'ava';
 import { predictMemory } from '../../orchestrator/plan/memory-model.js';
 import type { Qwen2Config } from '../../worker-native/model.js';
 import { native } from '../../worker-native/native.js';
-import type { ActivationCheckpointing, Offload, Trainer, TrainerOptions } from '../../worker-native/trainer.js';
+import type {
+  ActivationCheckpointing,
+  Offload,
+  Trainer,
+  TrainerOptions,
+} from '../../worker-native/trainer.js';
 import { sequence } from '../trainer/fixtures.js';
 import { devices, gpuTest } from './gpu.js';
 import { assertBf16Rule, toBf16 } from './reference.js';
@@ -87,9 +92,26 @@ async function references(params: Float32Array, ids: Int32Array, labels: Int32Ar
   const weights = Float64Array.from(params, toBf16);
   const truthGrads = new Float64Array(params.length);
   const naiveGrads = new Float64Array(params.length);
-  const reference = native().referenceQwen2ForwardBackward;
-  const truth = await reference(config, weights, ids, positions, labels, gradScale, truthGrads);
-  const naive = await reference(config, weights, ids, positions, labels, gradScale, naiveGrads, true);
+  const addon = native();
+  const truth = await addon.referenceQwen2ForwardBackward(
+    config,
+    weights,
+    ids,
+    positions,
+    labels,
+    gradScale,
+    truthGrads,
+  );
+  const naive = await addon.referenceQwen2ForwardBackward(
+    config,
+    weights,
+    ids,
+    positions,
+    labels,
+    gradScale,
+    naiveGrads,
+    true,
+  );
   return { truth, truthGrads, naive, naiveGrads };
 }
 
@@ -108,40 +130,43 @@ function assertGradients(
   }
 }
 
-gpuTest('a training step on the GPU matches the float64 reference for every policy and offload mode', async (t) => {
-  const { ids, labels } = batch(0);
-  let first: Float32Array | undefined;
-  for (const activationCheckpointing of POLICIES) {
-    for (const offload of OFFLOADS) {
-      const mode = `${activationCheckpointing}/${offload}`;
-      await withTrainer(options('cuda:0', { activationCheckpointing, offload }), async (gpu) => {
-        t.is(gpu.backend, 'cuda:0');
-        const params = gpu.snapshot().params;
-        const micro = await gpu.accumulate(ids, positions, labels, 1);
-        const grads = gpu.gradients();
+gpuTest(
+  'a training step on the GPU matches the float64 reference for every policy and offload mode',
+  async (t) => {
+    const { ids, labels } = batch(0);
+    let first: Float32Array | undefined;
+    for (const activationCheckpointing of POLICIES) {
+      for (const offload of OFFLOADS) {
+        const mode = `${activationCheckpointing}/${offload}`;
+        await withTrainer(options('cuda:0', { activationCheckpointing, offload }), async (gpu) => {
+          t.is(gpu.backend, 'cuda:0');
+          const params = gpu.snapshot().params;
+          const micro = await gpu.accumulate(ids, positions, labels, 1);
+          const grads = gpu.gradients();
 
-        const r = await references(params, ids, labels, 1 / micro.globalTokens);
-        t.is(micro.globalTokens, r.truth.count);
-        assertBf16Rule(t, `${mode} loss`, [micro.globalLossSum], [r.naive.lossSum], [r.truth.lossSum]);
-        assertGradients(t, gpu, `${mode} grad`, grads, r.naiveGrads, r.truthGrads);
+          const r = await references(params, ids, labels, 1 / micro.globalTokens);
+          t.is(micro.globalTokens, r.truth.count);
+          assertBf16Rule(t, `${mode} loss`, [micro.globalLossSum], [r.naive.lossSum], [r.truth.lossSum]);
+          assertGradients(t, gpu, `${mode} grad`, grads, r.naiveGrads, r.truthGrads);
 
-        // The same kernels on the same bits whatever the policy and offload: bitwise equal gradients.
-        if (!first) first = grads;
-        else t.true(sameBits(grads, first), `${mode}: gradients differ from none/none`);
+          // The same kernels on the same bits whatever the policy and offload: bitwise equal gradients.
+          if (!first) first = grads;
+          else t.true(sameBits(grads, first), `${mode}: gradients differ from none/none`);
 
-        // The step on float32 masters: each weight moves by about lr (AdamW's first step), so the GPU's
-        // weights stay within 2·lr of the CPU trainer's on the same gradients' signs.
-        await gpu.step(LR);
-        await withTrainer(options(undefined, { activationCheckpointing, offload }), async (cpu) => {
-          await cpu.accumulate(ids, positions, labels, 1);
-          await cpu.step(LR);
-          const error = maxAbsDiff(gpu.snapshot().params, cpu.snapshot().params);
-          t.true(error <= 2 * LR + 1e-6, `${mode} params after the step: ${error}`);
+          // The step on float32 masters: each weight moves by about lr (AdamW's first step), so the GPU's
+          // weights stay within 2·lr of the CPU trainer's on the same gradients' signs.
+          await gpu.step(LR);
+          await withTrainer(options(undefined, { activationCheckpointing, offload }), async (cpu) => {
+            await cpu.accumulate(ids, positions, labels, 1);
+            await cpu.step(LR);
+            const error = maxAbsDiff(gpu.snapshot().params, cpu.snapshot().params);
+            t.true(error <= 2 * LR + 1e-6, `${mode} params after the step: ${error}`);
+          });
         });
-      });
+      }
     }
-  }
-});
+  },
+);
 
 async function train(trainer: Trainer, from: number, steps: number): Promise<void> {
   for (let s = from; s < from + steps; s++) {
@@ -185,10 +210,25 @@ gpuTest('a CPU checkpoint continues on the GPU and a GPU checkpoint on the CPU',
     t.true(sameBits(gpu.snapshot().params, cpuState.params));
     const onGpu = await gpu.evaluate(ids, positions, labels);
     const weights = Float64Array.from(cpuState.params, toBf16);
-    const reference = native().referenceQwen2ForwardBackward;
-    const truth = await reference(config, weights, ids, positions, labels, 1, null);
-    const naive = await reference(config, weights, ids, positions, labels, 1, null, true);
-    assertBf16Rule(t, 'loss of the loaded checkpoint', [onGpu.globalLossSum], [naive.lossSum], [truth.lossSum]);
+    const addon = native();
+    const truth = await addon.referenceQwen2ForwardBackward(config, weights, ids, positions, labels, 1, null);
+    const naive = await addon.referenceQwen2ForwardBackward(
+      config,
+      weights,
+      ids,
+      positions,
+      labels,
+      1,
+      null,
+      true,
+    );
+    assertBf16Rule(
+      t,
+      'loss of the loaded checkpoint',
+      [onGpu.globalLossSum],
+      [naive.lossSum],
+      [truth.lossSum],
+    );
     await train(gpu, 2, 1);
     return gpu.snapshot();
   });
@@ -200,21 +240,25 @@ gpuTest('a CPU checkpoint continues on the GPU and a GPU checkpoint on the CPU',
   t.is(gpuState.adamStep, 3);
   t.true(maxAbsDiff(gpuState.params, cpuContinued.params) <= 2 * LR + 1e-6);
   // And back: the GPU's checkpoint loads on the CPU bit for bit.
-  await withTrainer(options(undefined), async (cpu) => {
+  await withTrainer(options(undefined), (cpu) => {
     cpu.load(gpuState);
     t.true(sameBits(cpu.snapshot().params, gpuState.params));
+    return Promise.resolve();
   });
 });
 
 gpuTest("the planner's bf16 device peak is within 5% of the GPU arena's measured peak", async (t) => {
   for (const activationCheckpointing of POLICIES) {
     for (const offload of OFFLOADS) {
-      const measured = await withTrainer(options('cuda:0', { activationCheckpointing, offload }), async (gpu) => {
-        const { ids, labels } = batch(0);
-        await gpu.accumulate(ids, positions, labels, 1);
-        await gpu.step(LR);
-        return gpu.memory().devicePeak;
-      });
+      const measured = await withTrainer(
+        options('cuda:0', { activationCheckpointing, offload }),
+        async (gpu) => {
+          const { ids, labels } = batch(0);
+          await gpu.accumulate(ids, positions, labels, 1);
+          await gpu.step(LR);
+          return gpu.memory().devicePeak;
+        },
+      );
       const predicted = predictMemory({
         config,
         seqLen: SEQ,
@@ -233,8 +277,9 @@ gpuTest("the planner's bf16 device peak is within 5% of the GPU arena's measured
 
 // These run everywhere: they only check how a CUDA device is asked for.
 test('a trainer on a CPU reports its backend', async (t) => {
-  await withTrainer(options(undefined), async (cpu) => {
+  await withTrainer(options(undefined), (cpu) => {
     t.is(cpu.backend, 'cpu');
+    return Promise.resolve();
   });
 });
 

@@ -201,7 +201,8 @@ train::TrainerOptions OptionsFromJs(const Napi::CallbackInfo& info, Napi::Object
     if (device.rfind("cuda:", 0) == 0) {
       const std::string index = device.substr(5);
       if (index.empty() || index.size() > 4 || index.find_first_not_of("0123456789") != std::string::npos)
-        ThrowTypeError(info, "options.device must be 'cuda:<index>' or a CPU device name, got '" + device + "'");
+        ThrowTypeError(info,
+                       "options.device must be 'cuda:<index>' or a CPU device name, got '" + device + "'");
       t.cuda_device = std::stoi(index);
     }
   }

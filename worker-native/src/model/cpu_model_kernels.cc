@@ -40,13 +40,14 @@ void CpuModelKernels::RmsNormBackward(void* dx, float* dweight, const void* dout
   cpu::RmsNormBackward(F(dx), dweight, F(dout), F(x), F(weight), rstd, tokens, channels);
 }
 
-void CpuModelKernels::LinearForward(void* out, const void* in, const void* weight, const void* bias, int tokens,
-                                    int in_features, int out_features) {
+void CpuModelKernels::LinearForward(void* out, const void* in, const void* weight, const void* bias,
+                                    int tokens, int in_features, int out_features) {
   cpu::LinearForward(F(out), F(in), F(weight), F(bias), tokens, in_features, out_features);
 }
 
-void CpuModelKernels::LinearBackward(void* din, float* dweight, float* dbias, const void* dout, const void* in,
-                                     const void* weight, int tokens, int in_features, int out_features) {
+void CpuModelKernels::LinearBackward(void* din, float* dweight, float* dbias, const void* dout,
+                                     const void* in, const void* weight, int tokens, int in_features,
+                                     int out_features) {
   cpu::LinearBackward(F(din), dweight, dbias, F(dout), F(in), F(weight), tokens, in_features, out_features);
 }
 
@@ -76,8 +77,8 @@ void CpuModelKernels::MlpBackward(void* dx, const MlpGradPtrs& g, const void* do
                          {F(w.gate), F(w.up), F(w.down)}, tokens, channels, intermediate, scratch.data());
 }
 
-void CpuModelKernels::AttentionForward(const AttentionShape& shape, const void* q, const void* k, const void* v,
-                                       void* o, float* lse) {
+void CpuModelKernels::AttentionForward(const AttentionShape& shape, const void* q, const void* k,
+                                       const void* v, void* o, float* lse) {
   attention_.Forward(shape, F(q), F(k), F(v), F(o), lse);
 }
 
@@ -87,13 +88,13 @@ void CpuModelKernels::AttentionBackward(const AttentionShape& shape, const void*
   attention_.Backward(shape, F(q), F(k), F(v), F(o), lse, F(dout), F(dq), F(dk), F(dv));
 }
 
-LossSum CpuModelKernels::CrossEntropy(const void* hidden, const void* weight, const int32_t* labels, int tokens,
-                                      int channels, int vocab, int chunk_tokens, float grad_scale, void* dhidden,
-                                      float* dweight) {
+LossSum CpuModelKernels::CrossEntropy(const void* hidden, const void* weight, const int32_t* labels,
+                                      int tokens, int channels, int vocab, int chunk_tokens, float grad_scale,
+                                      void* dhidden, float* dweight) {
   Tensor workspace = Tensor::Empty(arena_, {cpu::ChunkedCrossEntropyWorkspace(chunk_tokens, vocab)});
   const cpu::CrossEntropyResult r =
-      cpu::ChunkedCrossEntropy(F(hidden), F(weight), labels, tokens, channels, vocab, chunk_tokens, grad_scale,
-                               F(dhidden), dweight, workspace.data());
+      cpu::ChunkedCrossEntropy(F(hidden), F(weight), labels, tokens, channels, vocab, chunk_tokens,
+                               grad_scale, F(dhidden), dweight, workspace.data());
   return {r.loss_sum, r.count};
 }
 

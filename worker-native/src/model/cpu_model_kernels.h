@@ -21,7 +21,8 @@ class CpuModelKernels final : public ModelKernels {
   void RopeTables(float* cos, float* sin, const int32_t* positions, int tokens, int head_dim,
                   double theta) override;
   void EmbeddingForward(void* out, const int32_t* ids, const void* table, int tokens, int channels) override;
-  void EmbeddingBackward(float* dtable, const void* dout, const int32_t* ids, int tokens, int channels) override;
+  void EmbeddingBackward(float* dtable, const void* dout, const int32_t* ids, int tokens,
+                         int channels) override;
   void RmsNormForward(void* out, float* rstd, const void* x, const void* weight, int tokens, int channels,
                       float eps) override;
   void RmsNormBackward(void* dx, float* dweight, const void* dout, const void* x, const void* weight,
@@ -31,10 +32,11 @@ class CpuModelKernels final : public ModelKernels {
   void LinearBackward(void* din, float* dweight, float* dbias, const void* dout, const void* in,
                       const void* weight, int tokens, int in_features, int out_features) override;
   void RopeForward(void* x, const float* cos, const float* sin, int tokens, int heads, int head_dim) override;
-  void RopeBackward(void* dx, const float* cos, const float* sin, int tokens, int heads, int head_dim) override;
+  void RopeBackward(void* dx, const float* cos, const float* sin, int tokens, int heads,
+                    int head_dim) override;
   void AddInPlace(void* acc, const void* x, int64_t n) override;
-  void MlpForward(void* out, void* gate, void* up, void* act, const void* x, const MlpWeightPtrs& w, int tokens,
-                  int channels, int intermediate) override;
+  void MlpForward(void* out, void* gate, void* up, void* act, const void* x, const MlpWeightPtrs& w,
+                  int tokens, int channels, int intermediate) override;
   void MlpBackward(void* dx, const MlpGradPtrs& g, const void* dout, const void* x, const void* gate,
                    const void* up, const void* act, const MlpWeightPtrs& w, int tokens, int channels,
                    int intermediate) override;
@@ -43,8 +45,9 @@ class CpuModelKernels final : public ModelKernels {
   void AttentionBackward(const AttentionShape& shape, const void* q, const void* k, const void* v,
                          const void* o, const float* lse, const void* dout, void* dq, void* dk,
                          void* dv) override;
-  LossSum CrossEntropy(const void* hidden, const void* weight, const int32_t* labels, int tokens, int channels,
-                       int vocab, int chunk_tokens, float grad_scale, void* dhidden, float* dweight) override;
+  LossSum CrossEntropy(const void* hidden, const void* weight, const int32_t* labels, int tokens,
+                       int channels, int vocab, int chunk_tokens, float grad_scale, void* dhidden,
+                       float* dweight) override;
 
  private:
   std::shared_ptr<Arena> arena_;

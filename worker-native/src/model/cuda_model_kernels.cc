@@ -38,13 +38,15 @@ Tensor CudaModelKernels::Upload(const int32_t* host, int n) {
 void CudaModelKernels::RopeTables(float* cos, float* sin, const int32_t* positions, int tokens, int head_dim,
                                   double theta) {
   const Tensor device_positions = Upload(positions, tokens);
-  cu::RopeTables(cos, sin, static_cast<const int32_t*>(device_positions.raw()), tokens, head_dim, theta, stream_);
+  cu::RopeTables(cos, sin, static_cast<const int32_t*>(device_positions.raw()), tokens, head_dim, theta,
+                 stream_);
 }
 
 void CudaModelKernels::EmbeddingForward(void* out, const int32_t* ids, const void* table, int tokens,
                                         int channels) {
   const Tensor device_ids = Upload(ids, tokens);
-  cu::EmbeddingForward(B(out), static_cast<const int32_t*>(device_ids.raw()), B(table), tokens, channels, stream_);
+  cu::EmbeddingForward(B(out), static_cast<const int32_t*>(device_ids.raw()), B(table), tokens, channels,
+                       stream_);
 }
 
 void CudaModelKernels::EmbeddingBackward(float* dtable, const void* dout, const int32_t* ids, int tokens,
@@ -67,21 +69,22 @@ void CudaModelKernels::RmsNormBackward(void* dx, float* dweight, const void* dou
 }
 
 // out = in · Wᵀ in float32, then + bias and one rounding to bf16.
-void CudaModelKernels::LinearForward(void* out, const void* in, const void* weight, const void* bias, int tokens,
-                                     int in_features, int out_features) {
+void CudaModelKernels::LinearForward(void* out, const void* in, const void* weight, const void* bias,
+                                     int tokens, int in_features, int out_features) {
   Tensor acc = Tensor::Empty(arena_, {tokens, out_features});
-  cu::Gemm(false, true, tokens, out_features, in_features, 1.0f, B(in), in_features, B(weight), in_features, 0.0f,
-           acc.data(), out_features, stream_);
+  cu::Gemm(false, true, tokens, out_features, in_features, 1.0f, B(in), in_features, B(weight), in_features,
+           0.0f, acc.data(), out_features, stream_);
   cu::BiasRound(B(out), acc.data(), B(bias), tokens, out_features, stream_);
 }
 
-void CudaModelKernels::LinearBackward(void* din, float* dweight, float* dbias, const void* dout, const void* in,
-                                      const void* weight, int tokens, int in_features, int out_features) {
+void CudaModelKernels::LinearBackward(void* din, float* dweight, float* dbias, const void* dout,
+                                      const void* in, const void* weight, int tokens, int in_features,
+                                      int out_features) {
   // din += dout · W;  dW += doutᵀ · in;  db += Σ_t dout.
-  cu::Gemm(false, false, tokens, in_features, out_features, 1.0f, B(dout), out_features, B(weight), in_features,
-           1.0f, B(din), in_features, stream_);
-  cu::Gemm(true, false, out_features, in_features, tokens, 1.0f, B(dout), out_features, B(in), in_features, 1.0f,
-           dweight, in_features, stream_);
+  cu::Gemm(false, false, tokens, in_features, out_features, 1.0f, B(dout), out_features, B(weight),
+           in_features, 1.0f, B(din), in_features, stream_);
+  cu::Gemm(true, false, out_features, in_features, tokens, 1.0f, B(dout), out_features, B(in), in_features,
+           1.0f, dweight, in_features, stream_);
   if (dbias != nullptr) cu::ColumnSumAdd(dbias, B(dout), tokens, out_features, stream_);
 }
 
@@ -128,8 +131,8 @@ void CudaModelKernels::MlpBackward(void* dx, const MlpGradPtrs& g, const void* d
   cu::Gemm(false, false, T, C, I, 1.0f, B(dup.raw()), I, B(w.up), C, 1.0f, B(dx), C, stream_);
 }
 
-void CudaModelKernels::AttentionForward(const AttentionShape& shape, const void* q, const void* k, const void* v,
-                                        void* o, float* lse) {
+void CudaModelKernels::AttentionForward(const AttentionShape& shape, const void* q, const void* k,
+                                        const void* v, void* o, float* lse) {
   cu::FlashAttentionForward(DimsOf(shape), cu::AttentionMask::kCausal, B(q), B(k), B(v), B(o), lse, stream_);
 }
 
@@ -151,9 +154,9 @@ void CudaModelKernels::AttentionBackward(const AttentionShape& shape, const void
   cu::FloatToBf16(B(dv), dv32.data(), nkv, stream_);
 }
 
-LossSum CudaModelKernels::CrossEntropy(const void* hidden, const void* weight, const int32_t* labels, int tokens,
-                                       int channels, int vocab, int chunk_tokens, float grad_scale, void* dhidden,
-                                       float* dweight) {
+LossSum CudaModelKernels::CrossEntropy(const void* hidden, const void* weight, const int32_t* labels,
+                                       int tokens, int channels, int vocab, int chunk_tokens,
+                                       float grad_scale, void* dhidden, float* dweight) {
   const Tensor device_labels = Upload(labels, tokens);
   Tensor workspace = Scratch(cu::ChunkedCrossEntropyWorkspaceBytes(tokens, vocab, chunk_tokens));
   const cu::CrossEntropyResult r = cu::ChunkedCrossEntropy(

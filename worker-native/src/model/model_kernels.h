@@ -48,12 +48,13 @@ class ModelKernels {
   // cos, sin [tokens, head_dim/2] for host `positions`.
   virtual void RopeTables(float* cos, float* sin, const int32_t* positions, int tokens, int head_dim,
                           double theta) = 0;
-  virtual void EmbeddingForward(void* out, const int32_t* ids, const void* table, int tokens, int channels) = 0;
+  virtual void EmbeddingForward(void* out, const int32_t* ids, const void* table, int tokens,
+                                int channels) = 0;
   // dtable [vocab, channels] += scatter of dout by ids.
   virtual void EmbeddingBackward(float* dtable, const void* dout, const int32_t* ids, int tokens,
                                  int channels) = 0;
-  virtual void RmsNormForward(void* out, float* rstd, const void* x, const void* weight, int tokens, int channels,
-                              float eps) = 0;
+  virtual void RmsNormForward(void* out, float* rstd, const void* x, const void* weight, int tokens,
+                              int channels, float eps) = 0;
   // Adds into dx and dweight.
   virtual void RmsNormBackward(void* dx, float* dweight, const void* dout, const void* x, const void* weight,
                                const float* rstd, int tokens, int channels) = 0;
@@ -64,7 +65,8 @@ class ModelKernels {
   virtual void LinearBackward(void* din, float* dweight, float* dbias, const void* dout, const void* in,
                               const void* weight, int tokens, int in_features, int out_features) = 0;
   // x [tokens, heads, head_dim], rotated in place (forward) or back (backward).
-  virtual void RopeForward(void* x, const float* cos, const float* sin, int tokens, int heads, int head_dim) = 0;
+  virtual void RopeForward(void* x, const float* cos, const float* sin, int tokens, int heads,
+                           int head_dim) = 0;
   virtual void RopeBackward(void* dx, const float* cos, const float* sin, int tokens, int heads,
                             int head_dim) = 0;
   // acc += x

@@ -4,20 +4,21 @@
 
 namespace longctx::model {
 
-RopeCache BuildRopeCache(ModelKernels& kernels, const std::shared_ptr<Arena>& arena, const Qwen2Config& config,
-                         const int32_t* positions, int tokens) {
+RopeCache BuildRopeCache(ModelKernels& kernels, const std::shared_ptr<Arena>& arena,
+                         const Qwen2Config& config, const int32_t* positions, int tokens) {
   const int half = config.head_dim() / 2;
   RopeCache cache{Tensor::Empty(arena, {tokens, half}), Tensor::Empty(arena, {tokens, half})};
-  kernels.RopeTables(cache.cos.data(), cache.sin.data(), positions, tokens, config.head_dim(), config.rope_theta);
+  kernels.RopeTables(cache.cos.data(), cache.sin.data(), positions, tokens, config.head_dim(),
+                     config.rope_theta);
   return cache;
 }
 
 LayerTensors<const void*> LayerWeightsAt(const void* base, size_t element_bytes, const LayerOffsets& o) {
   const char* b = static_cast<const char*>(base);
   auto at = [&](int64_t offset) -> const void* { return b + static_cast<size_t>(offset) * element_bytes; };
-  return {at(o.q_weight),   at(o.q_bias),      at(o.k_weight),    at(o.k_bias),
-          at(o.v_weight),   at(o.v_bias),      at(o.o_weight),    at(o.gate_weight),
-          at(o.up_weight),  at(o.down_weight), at(o.input_norm),  at(o.post_attention_norm)};
+  return {at(o.q_weight),  at(o.q_bias),      at(o.k_weight),   at(o.k_bias),
+          at(o.v_weight),  at(o.v_bias),      at(o.o_weight),   at(o.gate_weight),
+          at(o.up_weight), at(o.down_weight), at(o.input_norm), at(o.post_attention_norm)};
 }
 
 void LayerActivations::Release() {
@@ -84,7 +85,8 @@ void LayerForwardAttention(const LayerContext& ctx, LayerActivations* s) {
   const Qwen2Config& c = ctx.config;
   s->attn = Act(ctx, {ctx.tokens, c.q_dim()});
   s->lse = Tensor::Empty(ctx.arena, {ctx.tokens, c.num_attention_heads});
-  ctx.kernels.AttentionForward(ShapeOf(ctx), s->q.raw(), s->k.raw(), s->v.raw(), s->attn.raw(), s->lse.data());
+  ctx.kernels.AttentionForward(ShapeOf(ctx), s->q.raw(), s->k.raw(), s->v.raw(), s->attn.raw(),
+                               s->lse.data());
 }
 
 void LayerForwardFromAttention(const LayerContext& ctx, const LayerTensors<const void*>& w, const void* x,
@@ -122,8 +124,8 @@ void LayerBackward(const LayerContext& ctx, const LayerTensors<const void*>& w, 
   k.MlpBackward(dnorm.raw(), {g.gate_weight, g.up_weight, g.down_weight}, grad, s.norm2.raw(), s.gate.raw(),
                 s.up.raw(), s.act.raw(), {w.gate_weight, w.up_weight, w.down_weight}, T, C, I);
   // grad becomes dL/d mid.
-  k.RmsNormBackward(grad, g.post_attention_norm, dnorm.raw(), s.mid.raw(), w.post_attention_norm, s.rstd2.data(),
-                    T, C);
+  k.RmsNormBackward(grad, g.post_attention_norm, dnorm.raw(), s.mid.raw(), w.post_attention_norm,
+                    s.rstd2.data(), T, C);
 
   // Attention: o_proj, the attention itself, RoPE (inverse rotation), then q/k/v projections.
   Tensor dq = ActZeros(ctx, {T, Q});
@@ -132,8 +134,8 @@ void LayerBackward(const LayerContext& ctx, const LayerTensors<const void*>& w, 
   {
     Tensor dattn = ActZeros(ctx, {T, Q});
     k.LinearBackward(dattn.raw(), g.o_weight, nullptr, grad, s.attn.raw(), w.o_weight, T, Q, C);
-    k.AttentionBackward(ShapeOf(ctx), s.q.raw(), s.k.raw(), s.v.raw(), s.attn.raw(), s.lse.data(), dattn.raw(),
-                        dq.raw(), dk.raw(), dv.raw());
+    k.AttentionBackward(ShapeOf(ctx), s.q.raw(), s.k.raw(), s.v.raw(), s.attn.raw(), s.lse.data(),
+                        dattn.raw(), dq.raw(), dk.raw(), dv.raw());
   }
   k.RopeBackward(dq.raw(), ctx.rope.cos.data(), ctx.rope.sin.data(), T, c.num_attention_heads, c.head_dim());
   k.RopeBackward(dk.raw(), ctx.rope.cos.data(), ctx.rope.sin.data(), T, c.num_key_value_heads, c.head_dim());

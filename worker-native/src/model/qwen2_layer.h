@@ -30,8 +30,8 @@ struct RopeCache {
   Tensor cos;
   Tensor sin;
 };
-RopeCache BuildRopeCache(ModelKernels& kernels, const std::shared_ptr<Arena>& arena, const Qwen2Config& config,
-                         const int32_t* positions, int tokens);
+RopeCache BuildRopeCache(ModelKernels& kernels, const std::shared_ptr<Arena>& arena,
+                         const Qwen2Config& config, const int32_t* positions, int tokens);
 
 // A layer's weights as the kernels read them: views into a flat buffer of element_bytes-sized
 // elements (float32 on CPU, the bf16 compute copy on a GPU).
@@ -73,7 +73,7 @@ void LayerForwardFromAttention(const LayerContext& ctx, const LayerTensors<const
 
 // grad holds dL/d(out) on entry and dL/dx on return ([tokens, hidden]). Adds the weight gradients
 // into g. Scratch comes from the arena and is released before returning.
-void LayerBackward(const LayerContext& ctx, const LayerTensors<const void*>& w,
-                   const LayerTensors<float*>& g, const void* x, const LayerActivations& saved, void* grad);
+void LayerBackward(const LayerContext& ctx, const LayerTensors<const void*>& w, const LayerTensors<float*>& g,
+                   const void* x, const LayerActivations& saved, void* grad);
 
 }  // namespace longctx::model

@@ -190,7 +190,8 @@ cpu::CrossEntropyResult ReferenceQwen2ForwardBackward(const Qwen2Config& c, cons
 
 template cpu::CrossEntropyResult ReferenceQwen2ForwardBackward<float>(const Qwen2Config&, const float*,
                                                                       const int32_t*, const int32_t*,
-                                                                      const int32_t*, int, double, float*, bool);
+                                                                      const int32_t*, int, double, float*,
+                                                                      bool);
 template cpu::CrossEntropyResult ReferenceQwen2ForwardBackward<double>(const Qwen2Config&, const double*,
                                                                        const int32_t*, const int32_t*,
                                                                        const int32_t*, int, double, double*,

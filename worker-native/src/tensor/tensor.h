@@ -1,8 +1,8 @@
 // A tensor whose storage comes from a device (or host) Arena and goes back to it when the tensor is
 // destroyed. float32 unless made with another DType: the CUDA backend keeps activations and compute
-// weights in bf16 (train/backend.h); data() is the float32 view, raw() the untyped one. Row-major, contiguous; the shape is only bookkeeping for the kernels,
-// which take raw pointers and sizes (llm.c style) so they can also run on views of one flat
-// buffer (the parameters, the gradients).
+// weights in bf16 (train/backend.h); data() is the float32 view, raw() the untyped one. Row-major,
+// contiguous; the shape is only bookkeeping for the kernels, which take raw pointers and sizes (llm.c style)
+// so they can also run on views of one flat buffer (the parameters, the gradients).
 #pragma once
 
 #include <cstdint>

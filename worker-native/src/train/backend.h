@@ -60,7 +60,8 @@ class Backend {
   virtual void AddInPlace(float* acc, const float* x, int64_t n) = 0;
   virtual double SumOfSquares(const float* x, int64_t n) = 0;
   virtual void ScaleInPlace(float* x, int64_t n, float s) = 0;
-  virtual void AdamW(const AdamWStep& hyper, float* params, const float* grads, float* m, float* v, int64_t n) = 0;
+  virtual void AdamW(const AdamWStep& hyper, float* params, const float* grads, float* m, float* v,
+                     int64_t n) = 0;
   virtual void Fill(float* x, int64_t n, float value) = 0;
   // In place: the sum across the communicator's ranks of device memory.
   virtual void AllReduceSum(comm::Communicator& comm, float* data, size_t count) = 0;
@@ -78,7 +79,7 @@ std::unique_ptr<Backend> MakeCpuBackend(const std::string& device_label, size_t 
 
 // CUDA device `index` (train/cuda_backend.cc); throws std::runtime_error in a build without CUDA or
 // when the device does not exist.
-std::unique_ptr<Backend> MakeCudaBackend(int index, const std::string& device_label, size_t device_budget_bytes,
-                                         size_t host_budget_bytes);
+std::unique_ptr<Backend> MakeCudaBackend(int index, const std::string& device_label,
+                                         size_t device_budget_bytes, size_t host_budget_bytes);
 
 }  // namespace longctx::train

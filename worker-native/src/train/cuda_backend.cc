@@ -59,7 +59,8 @@ class DeviceRegion final : public MemorySource {
   void Return(void* ptr) override { ledger_.Free(static_cast<size_t>(static_cast<char*>(ptr) - base_)); }
   void Zero(void* ptr, size_t bytes) override { CUDA_CHECK(cudaMemsetAsync(ptr, 0, bytes, stream_)); }
   std::string refusal() const override {
-    return "the device region has no free range that large (largest " + FormatBytes(ledger_.largest_free()) + ")";
+    return "the device region has no free range that large (largest " + FormatBytes(ledger_.largest_free()) +
+           ")";
   }
 
  private:
@@ -99,7 +100,8 @@ size_t ReservableBytes(size_t budget) {
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(int index, const std::string& device_label, size_t device_budget_bytes, size_t host_budget_bytes)
+  CudaBackend(int index, const std::string& device_label, size_t device_budget_bytes,
+              size_t host_budget_bytes)
       : Backend(DType::kBF16), index_(index) {
     int count = 0;
     if (cudaGetDeviceCount(&count) != cudaSuccess) {
@@ -107,8 +109,8 @@ class CudaBackend final : public Backend {
       count = 0;
     }
     if (index < 0 || index >= count)
-      throw std::runtime_error("device cuda:" + std::to_string(index) + ": this host has " + std::to_string(count) +
-                               " CUDA device(s)");
+      throw std::runtime_error("device cuda:" + std::to_string(index) + ": this host has " +
+                               std::to_string(count) + " CUDA device(s)");
     CUDA_CHECK(cudaSetDevice(index_));
     CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     CUDA_CHECK(cudaStreamCreateWithFlags(&copy_, cudaStreamNonBlocking));
@@ -118,7 +120,8 @@ class CudaBackend final : public Backend {
     device_ = std::make_shared<Arena>(device_label, budget,
                                       std::make_unique<DeviceRegion>(device_label, budget, stream_));
     host_ = std::make_shared<Arena>("host", host_budget_bytes, std::make_unique<PinnedMemory>());
-    sums_ = Tensor::Empty(device_, {static_cast<int64_t>(cu::SumOfSquaresWorkspaceBytes() / sizeof(float)) + 2});
+    sums_ =
+        Tensor::Empty(device_, {static_cast<int64_t>(cu::SumOfSquaresWorkspaceBytes() / sizeof(float)) + 2});
   }
   ~CudaBackend() override {
     cudaSetDevice(index_);
@@ -175,8 +178,9 @@ class CudaBackend final : public Backend {
   }
   void ScaleInPlace(float* x, int64_t n, float s) override { cu::ScaleInPlace(x, n, s, stream_); }
   void AdamW(const AdamWStep& h, float* params, const float* grads, float* m, float* v, int64_t n) override {
-    const cu::AdamWHyper hyper{static_cast<float>(h.lr), static_cast<float>(h.beta1), static_cast<float>(h.beta2),
-                               static_cast<float>(h.eps), static_cast<float>(h.weight_decay)};
+    const cu::AdamWHyper hyper{static_cast<float>(h.lr), static_cast<float>(h.beta1),
+                               static_cast<float>(h.beta2), static_cast<float>(h.eps),
+                               static_cast<float>(h.weight_decay)};
     cu::AdamWUpdate(hyper, h.step, params, grads, m, v, n, nullptr, stream_);
   }
   void Fill(float* x, int64_t n, float value) override { cu::Fill(x, n, value, stream_); }
@@ -199,8 +203,8 @@ class CudaBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> MakeCudaBackend(int index, const std::string& device_label, size_t device_budget_bytes,
-                                         size_t host_budget_bytes) {
+std::unique_ptr<Backend> MakeCudaBackend(int index, const std::string& device_label,
+                                         size_t device_budget_bytes, size_t host_budget_bytes) {
   return std::make_unique<CudaBackend>(index, device_label, device_budget_bytes, host_budget_bytes);
 }
 

@@ -14,8 +14,8 @@ using model::LayerContext;
 using model::LayerTensors;
 
 ModelPass::ModelPass(const model::Qwen2Config& config, const model::Qwen2Layout& layout,
-                     std::shared_ptr<Arena> device, model::ModelKernels& kernels,
-                     ParameterStore& store, CheckpointPolicy policy, int ce_chunk_tokens)
+                     std::shared_ptr<Arena> device, model::ModelKernels& kernels, ParameterStore& store,
+                     CheckpointPolicy policy, int ce_chunk_tokens)
     : config_(config),
       layout_(layout),
       device_(std::move(device)),
@@ -95,8 +95,8 @@ model::StepLoss ModelPass::ForwardBackward(const int32_t* ids, const int32_t* po
       store_.AddGradients(layout_.lm_head(), dhead.data(), table);
     }
     Tensor dnorm_weight = Tensor::Zeros(device_, {C});
-    kernels_.RmsNormBackward(grad.raw(), dnorm_weight.data(), dfinal.raw(), stream[L].raw(), norm_weight.data(),
-                             final_rstd.data(), T, C);
+    kernels_.RmsNormBackward(grad.raw(), dnorm_weight.data(), dfinal.raw(), stream[L].raw(),
+                             norm_weight.data(), final_rstd.data(), T, C);
     store_.AddGradients(layout_.final_norm(), dnorm_weight.data(), C);
   }
   stream[L].Release();

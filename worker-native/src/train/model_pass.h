@@ -7,9 +7,9 @@
 //
 // The kernels are the backend's (backend.h): the same pass runs float32 on CPU and bf16 on a GPU.
 //
-// Under context parallelism the kernels' attention is the ring: every rank must run the same passes in the same
-// order with the same policy, since each layer's attention (and each recomputed one) talks to the
-// other ranks.
+// Under context parallelism the kernels' attention is the ring: every rank must run the same passes in the
+// same order with the same policy, since each layer's attention (and each recomputed one) talks to the other
+// ranks.
 #pragma once
 
 #include <cstdint>

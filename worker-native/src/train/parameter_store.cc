@@ -31,7 +31,8 @@ ParameterStore::ParameterStore(int64_t count, Offload offload, Backend& backend)
     : count_(count), on_host_(offload == Offload::kParamsAndOptimizer), backend_(backend) {
   const auto& home = on_host_ ? backend_.host() : backend_.device();
   params_ = Tensor::Empty(home, {count_});
-  if (backend_.compute_type() != DType::kF32) compute_ = Tensor::Empty(home, {count_}, backend_.compute_type());
+  if (backend_.compute_type() != DType::kF32)
+    compute_ = Tensor::Empty(home, {count_}, backend_.compute_type());
   grads_ = Tensor::Zeros(home, {count_});
 }
 
@@ -46,7 +47,8 @@ ParameterStore::DeviceWeights ParameterStore::Stage(int64_t begin, int64_t count
                             " parameters");
   const DType type = backend_.compute_type();
   const Tensor& weights = compute_.empty() ? params_ : compute_;
-  const void* source = static_cast<const char*>(weights.raw()) + static_cast<size_t>(begin) * ElementBytes(type);
+  const void* source =
+      static_cast<const char*>(weights.raw()) + static_cast<size_t>(begin) * ElementBytes(type);
   DeviceWeights w;
   if (!on_host_) {
     w.data_ = source;
@@ -81,9 +83,10 @@ void ParameterStore::Prefetch(int64_t begin, int64_t count) {
   const DType type = backend_.compute_type();
   const Tensor& weights = compute_.empty() ? params_ : compute_;
   prefetched_.staging = Tensor::Empty(backend_.device(), {count}, type);
-  backend_.CopyAsync(prefetched_.staging.raw(),
-                     static_cast<const char*>(weights.raw()) + static_cast<size_t>(begin) * ElementBytes(type),
-                     static_cast<size_t>(count) * ElementBytes(type));
+  backend_.CopyAsync(
+      prefetched_.staging.raw(),
+      static_cast<const char*>(weights.raw()) + static_cast<size_t>(begin) * ElementBytes(type),
+      static_cast<size_t>(count) * ElementBytes(type));
   prefetched_.begin = begin;
   prefetched_.count = count;
 }

@@ -62,7 +62,8 @@ void ShardedAdamW::Update(float* params, const float* grads, double lr) {
     const double decay = p.decay ? options_.weight_decay : 0.0;
     if (device_ != nullptr) {
       device_->AdamW({lr, options_.beta1, options_.beta2, options_.eps, decay, step_}, params + p.begin,
-                     grads + p.begin, exp_avg_.data() + p.begin, exp_avg_sq_.data() + p.begin, p.end - p.begin);
+                     grads + p.begin, exp_avg_.data() + p.begin, exp_avg_sq_.data() + p.begin,
+                     p.end - p.begin);
       continue;
     }
     const cpu::AdamWHyper hyper{lr, options_.beta1, options_.beta2, options_.eps, decay};

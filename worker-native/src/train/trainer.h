@@ -60,7 +60,7 @@ struct TrainerOptions {
   size_t device_budget_bytes = 0;
   size_t host_budget_bytes = 0;
   std::string device_label = "device cpu:0";  // names the device in out-of-memory errors
-  int cuda_device = -1;                        // >= 0: train on this CUDA device (backend.h)
+  int cuda_device = -1;                       // >= 0: train on this CUDA device (backend.h)
   CheckpointPolicy checkpointing;
   Offload offload = Offload::kNone;
   OptimizerOptions optimizer;

@@ -26,7 +26,8 @@ __global__ void EmbeddingBackwardKernel(float* dtable, const bf16* dout, const i
   const int c = blockIdx.x * blockDim.x + threadIdx.x;
   if (c >= channels) return;
   for (int t = 0; t < tokens; ++t)
-    dtable[static_cast<int64_t>(ids[t]) * channels + c] += __bfloat162float(dout[static_cast<int64_t>(t) * channels + c]);
+    dtable[static_cast<int64_t>(ids[t]) * channels + c] +=
+        __bfloat162float(dout[static_cast<int64_t>(t) * channels + c]);
 }
 
 __global__ void BiasRoundKernel(bf16* out, const float* acc, const bf16* bias, int tokens, int features) {
@@ -48,7 +49,8 @@ __global__ void ColumnSumAddKernel(float* dbias, const bf16* dout, int tokens, i
 
 __global__ void FillKernel(float* x, int64_t n, float value) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) x[i] = value;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
+    x[i] = value;
 }
 
 unsigned Columns(int n) { return static_cast<unsigned>(CeilDiv(n, kThreads)); }
