@@ -64,9 +64,9 @@ export interface TrainerOptions {
   /** Standard deviation of the init of matrices and embeddings (default 0.02, Hugging Face's). */
   initializerRange?: number;
   /**
-   * 'cuda:<index>' trains on that CUDA device (bf16 compute, float32 master weights; one rank per
-   * trainer on a GPU for now); any other name is an emulated CPU device, named in out-of-memory
-   * errors (default 'cpu:<rank>').
+   * 'cuda:<index>' trains on that CUDA device (bf16 compute, float32 master weights; several ranks
+   * may share one GPU, their ring staged through host memory); any other name is an emulated CPU
+   * device, named in out-of-memory errors (default 'cpu:<rank>').
    */
   device?: string;
 }

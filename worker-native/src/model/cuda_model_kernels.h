@@ -3,8 +3,8 @@
 // enqueued on one stream, in the order the model calls them; scratch comes from the device arena
 // (stream order makes a block freed after its last kernel safe to reuse by the next).
 //
-// Attention is the local causal flash kernel: one rank holds the whole sequence. (The zigzag ring
-// on CUDA is not built yet; the trainer refuses several ranks on a CUDA device.)
+// Attention is the local causal flash kernel when one rank holds the whole sequence, and the zigzag
+// ring over the communicator (ring/cuda_ring_attention.h) when several ranks share it.
 //
 // Compiled only in a build with CUDA (LONGCTX_WITH_CUDA).
 #pragma once
@@ -14,15 +14,17 @@
 
 #include <memory>
 
+#include "comm/communicator.h"
 #include "model/model_kernels.h"
+#include "ring/cuda_ring_attention.h"
 #include "tensor/arena.h"
 
 namespace longctx::model {
 
 class CudaModelKernels final : public ModelKernels {
  public:
-  CudaModelKernels(std::shared_ptr<Arena> arena, cudaStream_t stream)
-      : arena_(std::move(arena)), stream_(stream) {}
+  // `comm` (kept by reference) is null or of size 1 for one rank.
+  CudaModelKernels(std::shared_ptr<Arena> arena, cudaStream_t stream, comm::Communicator* comm);
 
   DType activation_type() const override { return DType::kBF16; }
   void RopeTables(float* cos, float* sin, const int32_t* positions, int tokens, int head_dim,
@@ -63,6 +65,7 @@ class CudaModelKernels final : public ModelKernels {
 
   std::shared_ptr<Arena> arena_;
   cudaStream_t stream_;
+  std::unique_ptr<ring::CudaRingAttention> ring_;  // several ranks
 };
 
 }  // namespace longctx::model

@@ -36,8 +36,10 @@ class Backend {
   virtual std::string name() const = 0;
   virtual const std::shared_ptr<Arena>& device() const = 0;
   virtual const std::shared_ptr<Arena>& host() const = 0;
-  // The kernel table the model runs (ring or local attention on CPU; see the implementations).
-  virtual std::unique_ptr<model::ModelKernels> MakeKernels(model::SequenceAttention& attention) = 0;
+  // The kernel table the model runs. The CPU's attends through `attention` (the ring or the local
+  // kernel); the GPU's runs its own ring over `comm` when that has several ranks (null: one rank).
+  virtual std::unique_ptr<model::ModelKernels> MakeKernels(model::SequenceAttention& attention,
+                                                           comm::Communicator* comm) = 0;
   // The element type of the weights the kernels read: float32 (the master weights themselves) or bf16
   // (a compute copy refreshed from them after each change).
   DType compute_type() const { return compute_type_; }

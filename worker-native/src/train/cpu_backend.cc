@@ -23,7 +23,8 @@ class CpuBackend final : public Backend {
   std::string name() const override { return "cpu"; }
   const std::shared_ptr<Arena>& device() const override { return device_; }
   const std::shared_ptr<Arena>& host() const override { return host_; }
-  std::unique_ptr<model::ModelKernels> MakeKernels(model::SequenceAttention& attention) override {
+  std::unique_ptr<model::ModelKernels> MakeKernels(model::SequenceAttention& attention,
+                                                   comm::Communicator*) override {
     return std::make_unique<model::CpuModelKernels>(device_, attention);
   }
   void Copy(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }

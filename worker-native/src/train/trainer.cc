@@ -40,17 +40,13 @@ Trainer::Trainer(std::shared_ptr<comm::Communicator> comm, TrainerOptions option
       device_(backend_->device()),
       host_(backend_->host()),
       attention_(world_ > 1 ? comm_.get() : nullptr, device_, ring::Sharding::kZigzag),
-      kernels_(backend_->MakeKernels(attention_)),
+      kernels_(backend_->MakeKernels(attention_, world_ > 1 ? comm_.get() : nullptr)),
       store_(layout_.NumParameters(), options_.offload, *backend_),
       adam_(layout_, OwnedShard(layout_.NumParameters(), world_, rank_), options_.optimizer,
             options_.offload == Offload::kNone ? device_ : host_,
             options_.offload == Offload::kNone ? backend_.get() : nullptr),
       pass_(options_.config, layout_, device_, *kernels_, store_, options_.checkpointing,
             options_.ce_chunk_tokens) {
-  if (world_ > 1 && options_.cuda_device >= 0)
-    throw std::invalid_argument(
-        "several ranks on CUDA need the ring attention on the GPU, which is not built yet: train a CUDA "
-        "device with one rank, or several ranks on CPU devices");
   if (options_.offload == Offload::kOptimizer) {
     host_params_shard_ = Tensor::Empty(host_, {adam_.shard().size()});
     host_grads_shard_ = Tensor::Empty(host_, {adam_.shard().size()});

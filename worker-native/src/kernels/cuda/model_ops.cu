@@ -47,6 +47,24 @@ __global__ void ColumnSumAddKernel(float* dbias, const bf16* dout, int tokens, i
   dbias[f] += sum;
 }
 
+// One warp per row: every lane reads both log-sum-exps before lane 0 overwrites the row's.
+__global__ void MergeKernel(int rows, int head_dim, float* o, float* lse, const bf16* part_o,
+                            const float* part_lse) {
+  const int row = blockIdx.x * (blockDim.x / kWarpSize) + threadIdx.x / kWarpSize;
+  const int lane = threadIdx.x % kWarpSize;
+  if (row >= rows) return;
+  const float a = lse[row], b = part_lse[row];
+  const float m = fmaxf(a, b);
+  if (m == -INFINITY) return;  // neither part saw a key
+  const float merged = m + logf(expf(a - m) + expf(b - m));
+  const float wa = expf(a - merged), wb = expf(b - merged);
+  float* out = o + static_cast<int64_t>(row) * head_dim;
+  const bf16* part = part_o + static_cast<int64_t>(row) * head_dim;
+  for (int d = lane; d < head_dim; d += kWarpSize) out[d] = wa * out[d] + wb * __bfloat162float(part[d]);
+  __syncwarp();
+  if (lane == 0) lse[row] = merged;
+}
+
 __global__ void FillKernel(float* x, int64_t n, float value) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
@@ -83,6 +101,15 @@ void BiasRound(bf16* out, const float* acc, const bf16* bias, int tokens, int fe
 void ColumnSumAdd(float* dbias, const bf16* dout, int tokens, int features, cudaStream_t stream) {
   if (tokens <= 0 || features <= 0) return;
   ColumnSumAddKernel<<<Columns(features), kThreads, 0, stream>>>(dbias, dout, tokens, features);
+  CUDA_CHECK(cudaGetLastError());
+}
+
+void MergeAttentionPartial(int rows, int head_dim, float* o, float* lse, const bf16* part_o,
+                           const float* part_lse, cudaStream_t stream) {
+  if (rows <= 0) return;
+  constexpr int kRowsPerBlock = kThreads / kWarpSize;
+  MergeKernel<<<static_cast<unsigned>(CeilDiv(rows, kRowsPerBlock)), kThreads, 0, stream>>>(rows, head_dim, o, lse,
+                                                                                           part_o, part_lse);
   CUDA_CHECK(cudaGetLastError());
 }
 
