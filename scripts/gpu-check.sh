@@ -44,6 +44,8 @@ if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >/dev/null 2>&1; then
 fi
 nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv,noheader | sed 's/^/   gpu /'
 echo "   NCCL/cuBLAS from python: ${LONGCTX_CUDA_LIBRARY_PATH:-none found}"
+# The multi-rank tests meet through Redis (gloo's rendezvous), as every rank gang does.
+command -v redis-server >/dev/null || echo "   warning: no redis-server on PATH: the tests of several ranks on one GPU will fail"
 node -e "import('./dist/worker-native/native.js').then(m => { const i = m.native().buildInfo();
   console.log('   addon: cuda ' + i.cuda + ', devices ' + i.cudaDevices + ' ' + JSON.stringify(i.cudaDeviceNames));
   if (!i.cuda || i.cudaDevices === 0) process.exit(1); })" || {

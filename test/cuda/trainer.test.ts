@@ -295,3 +295,55 @@ test('a cuda device that is not there is refused with the reason', async (t) => 
   const reason = native().buildInfo().cuda ? /cuda:0: this host has 0 CUDA device/ : /built without CUDA/;
   await t.throwsAsync(() => native().createTrainer(null, options('cuda:0')), { message: reason });
 });
+
+test('the naive bf16 reference rounds every stage: its error is bf16-sized, far above float32', async (t) => {
+  const { ids, labels } = batch(0);
+  const params = await withTrainer(options(undefined), (cpu) => Promise.resolve(cpu.snapshot().params));
+  const weights = Float64Array.from(params, toBf16);
+  const addon = native();
+  const scale = 1 / labels.filter((l) => l !== -100).length;
+  const grads = {
+    truth: new Float64Array(params.length),
+    naive: new Float64Array(params.length),
+    f32: new Float32Array(params.length),
+  };
+  const truth = await addon.referenceQwen2ForwardBackward(
+    config,
+    weights,
+    ids,
+    positions,
+    labels,
+    scale,
+    grads.truth,
+  );
+  const naive = await addon.referenceQwen2ForwardBackward(
+    config,
+    weights,
+    ids,
+    positions,
+    labels,
+    scale,
+    grads.naive,
+    true,
+  );
+  const f32 = await addon.referenceQwen2ForwardBackward(
+    config,
+    Float32Array.from(weights),
+    ids,
+    positions,
+    labels,
+    scale,
+    grads.f32,
+  );
+  const naiveLoss = Math.abs(naive.lossSum - truth.lossSum) / truth.lossSum;
+  const f32Loss = Math.abs(f32.lossSum - truth.lossSum) / truth.lossSum;
+  t.log(`loss: naive bf16 ${naiveLoss.toExponential(2)}, float32 ${f32Loss.toExponential(2)} (relative)`);
+  t.true(naiveLoss > 0 && naiveLoss < 2 ** -5);
+  t.true(f32Loss < naiveLoss / 16);
+  const naiveGrad = maxAbsDiff(grads.naive, grads.truth);
+  const f32Grad = maxAbsDiff(grads.f32, grads.truth);
+  t.log(`gradients: naive bf16 ${naiveGrad.toExponential(2)}, float32 ${f32Grad.toExponential(2)} (max abs)`);
+  t.true(f32Grad < naiveGrad / 16);
+  // Every naive gradient is a bf16 value.
+  t.true(grads.naive.every((g) => toBf16(g) === g));
+});

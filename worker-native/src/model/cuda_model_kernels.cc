@@ -24,9 +24,11 @@ cu::AttentionDims DimsOf(const AttentionShape& s) {
 }
 }  // namespace
 
-CudaModelKernels::CudaModelKernels(std::shared_ptr<Arena> arena, cudaStream_t stream, comm::Communicator* comm)
+CudaModelKernels::CudaModelKernels(std::shared_ptr<Arena> arena, cudaStream_t stream,
+                                   comm::Communicator* comm)
     : arena_(std::move(arena)), stream_(stream) {
-  if (comm != nullptr && comm->size() > 1) ring_ = std::make_unique<ring::CudaRingAttention>(*comm, arena_, stream_);
+  if (comm != nullptr && comm->size() > 1)
+    ring_ = std::make_unique<ring::CudaRingAttention>(*comm, arena_, stream_);
 }
 
 Tensor CudaModelKernels::Scratch(size_t bytes) {

@@ -34,7 +34,8 @@ bf16* B(Tensor& t) { return static_cast<bf16*>(t.raw()); }
 
 }  // namespace
 
-CudaRingAttention::CudaRingAttention(comm::Communicator& comm, std::shared_ptr<Arena> arena, cudaStream_t stream)
+CudaRingAttention::CudaRingAttention(comm::Communicator& comm, std::shared_ptr<Arena> arena,
+                                     cudaStream_t stream)
     : collectives_(comm),
       arena_(std::move(arena)),
       stream_(stream),
@@ -50,8 +51,8 @@ CudaRingAttention::Block CudaRingAttention::BlockAt(int step, int local_len) con
   return {c, c, 0, local_len};                      // second query chunk, all of j
 }
 
-void CudaRingAttention::Forward(const model::AttentionShape& shape, const bf16* q, const bf16* k, const bf16* v,
-                                bf16* o, float* lse) {
+void CudaRingAttention::Forward(const model::AttentionShape& shape, const bf16* q, const bf16* k,
+                                const bf16* v, bf16* o, float* lse) {
   const int L = LocalLen(shape), H = shape.heads, KVH = shape.kv_heads, D = shape.head_dim;
   const int64_t kv = static_cast<int64_t>(L) * KVH * D, qn = static_cast<int64_t>(L) * H * D;
   const size_t block_bytes = 2 * static_cast<size_t>(kv) * sizeof(bf16);
@@ -65,7 +66,8 @@ void CudaRingAttention::Forward(const model::AttentionShape& shape, const bf16* 
   CUDA_CHECK(cudaMemcpyAsync(B(held), k, kv * sizeof(bf16), cudaMemcpyDeviceToDevice, stream_));
   CUDA_CHECK(cudaMemcpyAsync(B(held) + kv, v, kv * sizeof(bf16), cudaMemcpyDeviceToDevice, stream_));
 
-  cu::FlashAttentionForward({L, L, H, KVH, D, shape.scale}, cu::AttentionMask::kCausal, q, k, v, o, lse, stream_);
+  cu::FlashAttentionForward({L, L, H, KVH, D, shape.scale}, cu::AttentionMask::kCausal, q, k, v, o, lse,
+                            stream_);
   cu::Bf16ToFloat(out.data(), o, qn, stream_);
   for (int step = 1; step < world_; ++step) {
     staging_.SendRecv(B(held), block_bytes, next, B(arriving), block_bytes, prev, kTagKV);
@@ -73,16 +75,18 @@ void CudaRingAttention::Forward(const model::AttentionShape& shape, const bf16* 
     const Block b = BlockAt(step, L);
     const int64_t kv_off = static_cast<int64_t>(b.kv_begin) * KVH * D;
     const int64_t q_off = static_cast<int64_t>(b.q_begin) * H * D;
-    cu::FlashAttentionForward({b.q_len, b.kv_len, H, KVH, D, shape.scale}, cu::AttentionMask::kNone, q + q_off,
-                              B(held) + kv_off, B(held) + kv + kv_off, B(part_o), part_lse.data(), stream_);
+    cu::FlashAttentionForward({b.q_len, b.kv_len, H, KVH, D, shape.scale}, cu::AttentionMask::kNone,
+                              q + q_off, B(held) + kv_off, B(held) + kv + kv_off, B(part_o), part_lse.data(),
+                              stream_);
     cu::MergeAttentionPartial(b.q_len * H, D, out.data() + q_off, lse + static_cast<int64_t>(b.q_begin) * H,
                               B(part_o), part_lse.data(), stream_);
   }
   cu::FloatToBf16(o, out.data(), qn, stream_);
 }
 
-void CudaRingAttention::Backward(const model::AttentionShape& shape, const bf16* q, const bf16* k, const bf16* v,
-                                 const bf16* o, const float* lse, const bf16* dout, bf16* dq, bf16* dk, bf16* dv) {
+void CudaRingAttention::Backward(const model::AttentionShape& shape, const bf16* q, const bf16* k,
+                                 const bf16* v, const bf16* o, const float* lse, const bf16* dout, bf16* dq,
+                                 bf16* dk, bf16* dv) {
   const int L = LocalLen(shape), H = shape.heads, KVH = shape.kv_heads, D = shape.head_dim;
   const int64_t kv = static_cast<int64_t>(L) * KVH * D, qn = static_cast<int64_t>(L) * H * D;
   const size_t block_bytes = 2 * static_cast<size_t>(kv) * sizeof(bf16);
@@ -113,10 +117,10 @@ void CudaRingAttention::Backward(const model::AttentionShape& shape, const bf16*
     const int64_t kv_off = static_cast<int64_t>(b.kv_begin) * KVH * D;
     const int64_t q_off = static_cast<int64_t>(b.q_begin) * H * D;
     const int64_t lse_off = static_cast<int64_t>(b.q_begin) * H;
-    cu::FlashAttentionBackward({b.q_len, b.kv_len, H, KVH, D, shape.scale}, cu::AttentionMask::kNone, q + q_off,
-                               B(held) + kv_off, B(held) + kv + kv_off, o + q_off, lse + lse_off, dout + q_off,
-                               dq32.data() + q_off, grad_in.data() + kv_off, grad_in.data() + kv + kv_off,
-                               workspace.raw(), stream_);
+    cu::FlashAttentionBackward({b.q_len, b.kv_len, H, KVH, D, shape.scale}, cu::AttentionMask::kNone,
+                               q + q_off, B(held) + kv_off, B(held) + kv + kv_off, o + q_off, lse + lse_off,
+                               dout + q_off, dq32.data() + q_off, grad_in.data() + kv_off,
+                               grad_in.data() + kv + kv_off, workspace.raw(), stream_);
     std::swap(grad_in, grad_out);
   }
   // The last hop brings this rank's own accumulator home, complete.

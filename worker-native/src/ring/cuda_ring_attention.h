@@ -33,8 +33,8 @@ class CudaRingAttention {
   CudaRingAttention(comm::Communicator& comm, std::shared_ptr<Arena> arena, cudaStream_t stream);
 
   // This rank's shape.tokens tokens (its two zigzag chunks, in local order). Writes o and lse.
-  void Forward(const model::AttentionShape& shape, const cuda::bf16* q, const cuda::bf16* k, const cuda::bf16* v,
-               cuda::bf16* o, float* lse);
+  void Forward(const model::AttentionShape& shape, const cuda::bf16* q, const cuda::bf16* k,
+               const cuda::bf16* v, cuda::bf16* o, float* lse);
   // o and lse are Forward's. Writes dq, dk, dv.
   void Backward(const model::AttentionShape& shape, const cuda::bf16* q, const cuda::bf16* k,
                 const cuda::bf16* v, const cuda::bf16* o, const float* lse, const cuda::bf16* dout,

@@ -139,7 +139,8 @@ class CudaBackend final : public Backend {
   std::string name() const override { return "cuda:" + std::to_string(index_); }
   const std::shared_ptr<Arena>& device() const override { return device_; }
   const std::shared_ptr<Arena>& host() const override { return host_; }
-  std::unique_ptr<model::ModelKernels> MakeKernels(model::SequenceAttention&, comm::Communicator* comm) override {
+  std::unique_ptr<model::ModelKernels> MakeKernels(model::SequenceAttention&,
+                                                   comm::Communicator* comm) override {
     return std::make_unique<model::CudaModelKernels>(device_, stream_, comm);
   }
   void Activate() override { CUDA_CHECK(cudaSetDevice(index_)); }

@@ -16,9 +16,13 @@
 // bytes that moved.
 //
 // On a GPU (backend.h) the parameters are float32 master weights and the kernels read a bf16 compute
-// copy of them, kept beside the masters (on the device, or in pinned host memory under
-// params+optimizer, where a unit's bf16 weights are what gets staged) and refreshed from them by
-// RefreshCompute after every change. On CPU the compute copy is the masters themselves.
+// copy of them, refreshed from the masters by RefreshCompute after every change. Where each lives:
+//   none              masters, compute copy and gradients on the device.
+//   optimizer         masters in pinned host memory with the moments (the optimizer steps there);
+//                     the compute copy and the gradients on the device.
+//   params+optimizer  all of them in pinned host memory; a unit's bf16 weights are what is staged.
+// On CPU the compute copy is the masters themselves, which stay on the device under `optimizer`
+// (the step copies the owned shard to the host and back, as above).
 //
 // Gradients are always added unit by unit: every micro-batch computes a unit's gradient into a zeroed
 // device buffer, then adds that buffer into the accumulated gradients (wherever they live). Computing
@@ -77,7 +81,10 @@ class ParameterStore {
   void AddGradients(int64_t begin, const float* device_gradients, int64_t count);
   void ZeroGradients() { grads_.Zero(); }
 
+  // Where the gradients (and the weights the kernels read) live: the host under params+optimizer.
   bool on_host() const { return on_host_; }
+  // Where the float32 masters live (params()).
+  bool masters_on_host() const { return masters_on_host_; }
   DType compute_type() const { return backend_.compute_type(); }
   int64_t size() const { return count_; }
   float* params() { return params_.data(); }
@@ -88,6 +95,7 @@ class ParameterStore {
  private:
   int64_t count_;
   bool on_host_;
+  bool masters_on_host_;
   Backend& backend_;
   Tensor params_;
   Tensor compute_;  // empty when the compute type is float32 (the masters are read directly)

@@ -179,14 +179,14 @@ void Trainer::GatherParameters(double* waited) {
   const ShardRange shard = adam_.shard();
   float* params = store_.params();
   const int64_t total = store_.size();
-  if (store_.on_host()) {
+  if (store_.masters_on_host()) {
     for (int64_t i = 0; i < shard.begin; ++i) params[i] = -0.0f;
     for (int64_t i = shard.end; i < total; ++i) params[i] = -0.0f;
   } else {
     backend_->Fill(params, shard.begin, -0.0f);
     backend_->Fill(params + shard.end, total - shard.end, -0.0f);
   }
-  AllReduce(params, static_cast<size_t>(total), waited, !store_.on_host());
+  AllReduce(params, static_cast<size_t>(total), waited, !store_.masters_on_host());
 }
 
 StepStats Trainer::Step(double lr) {

@@ -108,8 +108,8 @@ void MergeAttentionPartial(int rows, int head_dim, float* o, float* lse, const b
                            const float* part_lse, cudaStream_t stream) {
   if (rows <= 0) return;
   constexpr int kRowsPerBlock = kThreads / kWarpSize;
-  MergeKernel<<<static_cast<unsigned>(CeilDiv(rows, kRowsPerBlock)), kThreads, 0, stream>>>(rows, head_dim, o, lse,
-                                                                                           part_o, part_lse);
+  MergeKernel<<<static_cast<unsigned>(CeilDiv(rows, kRowsPerBlock)), kThreads, 0, stream>>>(
+      rows, head_dim, o, lse, part_o, part_lse);
   CUDA_CHECK(cudaGetLastError());
 }
 
