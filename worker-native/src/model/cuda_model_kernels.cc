@@ -25,11 +25,8 @@ cu::AttentionDims DimsOf(const AttentionShape& s) {
 }  // namespace
 
 CudaModelKernels::CudaModelKernels(std::shared_ptr<Arena> arena, cudaStream_t stream,
-                                   comm::Communicator* comm)
-    : arena_(std::move(arena)), stream_(stream) {
-  if (comm != nullptr && comm->size() > 1)
-    ring_ = std::make_unique<ring::CudaRingAttention>(*comm, arena_, stream_);
-}
+                                   std::unique_ptr<DeviceSequenceAttention> sequence)
+    : arena_(std::move(arena)), stream_(stream), sequence_(std::move(sequence)) {}
 
 Tensor CudaModelKernels::Scratch(size_t bytes) {
   return Tensor::Empty(arena_, {static_cast<int64_t>((bytes + sizeof(float) - 1) / sizeof(float))});
@@ -146,8 +143,8 @@ void CudaModelKernels::AttentionForward(const AttentionShape& shape, const void*
 void CudaModelKernels::AttentionBackward(const AttentionShape& shape, const void* q, const void* k,
                                          const void* v, const void* o, const float* lse, const void* dout,
                                          void* dq, void* dk, void* dv) {
-  if (ring_) {
-    ring_->Backward(shape, B(q), B(k), B(v), B(o), lse, B(dout), B(dq), B(dk), B(dv));
+  if (sequence_) {
+    sequence_->Backward(shape, q, k, v, o, lse, dout, dq, dk, dv);
     return;
   }
   // The flash backward accumulates float32 gradients; the layer's are bf16 activations.

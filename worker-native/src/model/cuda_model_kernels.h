@@ -3,8 +3,9 @@
 // enqueued on one stream, in the order the model calls them; scratch comes from the device arena
 // (stream order makes a block freed after its last kernel safe to reuse by the next).
 //
-// Attention is the local causal flash kernel when one rank holds the whole sequence, and the zigzag
-// ring over the communicator (ring/cuda_ring_attention.h) when several ranks share it.
+// Attention is the local causal flash kernel when one rank holds the whole sequence, or the
+// DeviceSequenceAttention it is given when several ranks share it (the zigzag ring,
+// ring/cuda_ring_attention.h, made by the backend).
 //
 // Compiled only in a build with CUDA (LONGCTX_WITH_CUDA).
 #pragma once
@@ -14,17 +15,28 @@
 
 #include <memory>
 
-#include "comm/communicator.h"
 #include "model/model_kernels.h"
-#include "ring/cuda_ring_attention.h"
+#include "model/sequence_attention.h"
 #include "tensor/arena.h"
 
 namespace longctx::model {
 
+// SequenceAttention on device memory in the CUDA kernels' precision: q, k, v, o, dout, dq, dk, dv
+// bf16 (void* here), lse float32. Backward writes dq, dk and dv.
+class DeviceSequenceAttention {
+ public:
+  virtual ~DeviceSequenceAttention() = default;
+  virtual void Forward(const AttentionShape& shape, const void* q, const void* k, const void* v, void* o,
+                       float* lse) = 0;
+  virtual void Backward(const AttentionShape& shape, const void* q, const void* k, const void* v,
+                        const void* o, const float* lse, const void* dout, void* dq, void* dk, void* dv) = 0;
+};
+
 class CudaModelKernels final : public ModelKernels {
  public:
-  // `comm` (kept by reference) is null or of size 1 for one rank.
-  CudaModelKernels(std::shared_ptr<Arena> arena, cudaStream_t stream, comm::Communicator* comm);
+  // Without `sequence` the attention is local (one rank holds the whole sequence).
+  CudaModelKernels(std::shared_ptr<Arena> arena, cudaStream_t stream,
+                   std::unique_ptr<DeviceSequenceAttention> sequence = nullptr);
 
   DType activation_type() const override { return DType::kBF16; }
   void RopeTables(float* cos, float* sin, const int32_t* positions, int tokens, int head_dim,
@@ -65,7 +77,7 @@ class CudaModelKernels final : public ModelKernels {
 
   std::shared_ptr<Arena> arena_;
   cudaStream_t stream_;
-  std::unique_ptr<ring::CudaRingAttention> ring_;  // several ranks
+  std::unique_ptr<DeviceSequenceAttention> sequence_;  // several ranks
 };
 
 }  // namespace longctx::model

@@ -31,6 +31,8 @@ int LocalLen(const model::AttentionShape& shape) {
 }
 
 bf16* B(Tensor& t) { return static_cast<bf16*>(t.raw()); }
+bf16* B(void* p) { return static_cast<bf16*>(p); }
+const bf16* B(const void* p) { return static_cast<const bf16*>(p); }
 
 }  // namespace
 
@@ -51,8 +53,10 @@ CudaRingAttention::Block CudaRingAttention::BlockAt(int step, int local_len) con
   return {c, c, 0, local_len};                      // second query chunk, all of j
 }
 
-void CudaRingAttention::Forward(const model::AttentionShape& shape, const bf16* q, const bf16* k,
-                                const bf16* v, bf16* o, float* lse) {
+void CudaRingAttention::Forward(const model::AttentionShape& shape, const void* q_in, const void* k_in,
+                                const void* v_in, void* o_in, float* lse) {
+  const bf16 *q = B(q_in), *k = B(k_in), *v = B(v_in);
+  bf16* o = B(o_in);
   const int L = LocalLen(shape), H = shape.heads, KVH = shape.kv_heads, D = shape.head_dim;
   const int64_t kv = static_cast<int64_t>(L) * KVH * D, qn = static_cast<int64_t>(L) * H * D;
   const size_t block_bytes = 2 * static_cast<size_t>(kv) * sizeof(bf16);
@@ -84,9 +88,10 @@ void CudaRingAttention::Forward(const model::AttentionShape& shape, const bf16* 
   cu::FloatToBf16(o, out.data(), qn, stream_);
 }
 
-void CudaRingAttention::Backward(const model::AttentionShape& shape, const bf16* q, const bf16* k,
-                                 const bf16* v, const bf16* o, const float* lse, const bf16* dout, bf16* dq,
-                                 bf16* dk, bf16* dv) {
+void CudaRingAttention::Backward(const model::AttentionShape& shape, const void* q_in, const void* k_in,
+                                 const void* v_in, const void* o_in, const float* lse, const void* dout_in,
+                                 void* dq, void* dk, void* dv) {
+  const bf16 *q = B(q_in), *k = B(k_in), *v = B(v_in), *o = B(o_in), *dout = B(dout_in);
   const int L = LocalLen(shape), H = shape.heads, KVH = shape.kv_heads, D = shape.head_dim;
   const int64_t kv = static_cast<int64_t>(L) * KVH * D, qn = static_cast<int64_t>(L) * H * D;
   const size_t block_bytes = 2 * static_cast<size_t>(kv) * sizeof(bf16);
@@ -125,9 +130,9 @@ void CudaRingAttention::Backward(const model::AttentionShape& shape, const bf16*
   }
   // The last hop brings this rank's own accumulator home, complete.
   staging_.SendRecv(grad_out.data(), grad_bytes, next, grad_in.data(), grad_bytes, prev, kTagGradKV);
-  cu::FloatToBf16(dq, dq32.data(), qn, stream_);
-  cu::FloatToBf16(dk, grad_in.data(), kv, stream_);
-  cu::FloatToBf16(dv, grad_in.data() + kv, kv, stream_);
+  cu::FloatToBf16(B(dq), dq32.data(), qn, stream_);
+  cu::FloatToBf16(B(dk), grad_in.data(), kv, stream_);
+  cu::FloatToBf16(B(dv), grad_in.data() + kv, kv, stream_);
 }
 
 }  // namespace longctx::ring

@@ -22,23 +22,23 @@
 #include "comm/communicator.h"
 #include "kernels/cuda/bf16.h"
 #include "kernels/cuda/host_staging.h"
+#include "model/cuda_model_kernels.h"
 #include "model/sequence_attention.h"
 #include "tensor/arena.h"
 
 namespace longctx::ring {
 
-class CudaRingAttention {
+class CudaRingAttention final : public model::DeviceSequenceAttention {
  public:
   // Keeps a reference to `comm`; scratch comes from `arena` (device memory), work goes on `stream`.
   CudaRingAttention(comm::Communicator& comm, std::shared_ptr<Arena> arena, cudaStream_t stream);
 
-  // This rank's shape.tokens tokens (its two zigzag chunks, in local order). Writes o and lse.
-  void Forward(const model::AttentionShape& shape, const cuda::bf16* q, const cuda::bf16* k,
-               const cuda::bf16* v, cuda::bf16* o, float* lse);
+  // This rank's shape.tokens tokens (its two zigzag chunks, in local order), bf16. Writes o and lse.
+  void Forward(const model::AttentionShape& shape, const void* q, const void* k, const void* v, void* o,
+               float* lse) override;
   // o and lse are Forward's. Writes dq, dk, dv.
-  void Backward(const model::AttentionShape& shape, const cuda::bf16* q, const cuda::bf16* k,
-                const cuda::bf16* v, const cuda::bf16* o, const float* lse, const cuda::bf16* dout,
-                cuda::bf16* dq, cuda::bf16* dk, cuda::bf16* dv);
+  void Backward(const model::AttentionShape& shape, const void* q, const void* k, const void* v,
+                const void* o, const float* lse, const void* dout, void* dq, void* dk, void* dv) override;
 
  private:
   // Which query rows attend to which rows of the K/V block held at ring step `step` (zigzag).

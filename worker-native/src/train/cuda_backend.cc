@@ -23,6 +23,7 @@
 #include "kernels/cuda/model_ops.h"
 #include "kernels/cuda/optimizer.h"
 #include "model/cuda_model_kernels.h"
+#include "ring/cuda_ring_attention.h"
 #include "train/backend.h"
 
 namespace longctx::train {
@@ -141,7 +142,10 @@ class CudaBackend final : public Backend {
   const std::shared_ptr<Arena>& host() const override { return host_; }
   std::unique_ptr<model::ModelKernels> MakeKernels(model::SequenceAttention&,
                                                    comm::Communicator* comm) override {
-    return std::make_unique<model::CudaModelKernels>(device_, stream_, comm);
+    std::unique_ptr<model::DeviceSequenceAttention> ring;
+    if (comm != nullptr && comm->size() > 1)
+      ring = std::make_unique<ring::CudaRingAttention>(*comm, device_, stream_);
+    return std::make_unique<model::CudaModelKernels>(device_, stream_, std::move(ring));
   }
   void Activate() override { CUDA_CHECK(cudaSetDevice(index_)); }
 
