@@ -137,6 +137,10 @@ void CudaModelKernels::MlpBackward(void* dx, const MlpGradPtrs& g, const void* d
 
 void CudaModelKernels::AttentionForward(const AttentionShape& shape, const void* q, const void* k,
                                         const void* v, void* o, float* lse) {
+  if (sequence_) {
+    sequence_->Forward(shape, q, k, v, o, lse);
+    return;
+  }
   cu::FlashAttentionForward(DimsOf(shape), cu::AttentionMask::kCausal, B(q), B(k), B(v), B(o), lse, stream_);
 }
 
