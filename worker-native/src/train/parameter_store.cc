@@ -28,7 +28,10 @@ const char* OffloadName(Offload offload) {
 }
 
 ParameterStore::ParameterStore(int64_t count, Offload offload, Backend& backend)
-    : count_(count), on_host_(offload == Offload::kParamsAndOptimizer), backend_(backend) {
+    : count_(count),
+      on_host_(offload == Offload::kParamsAndOptimizer),
+      masters_on_host_(on_host_),
+      backend_(backend) {
   const auto& home = on_host_ ? backend_.host() : backend_.device();
   params_ = Tensor::Empty(home, {count_});
   if (backend_.compute_type() != DType::kF32)

@@ -18,11 +18,11 @@
 // On a GPU (backend.h) the parameters are float32 master weights and the kernels read a bf16 compute
 // copy of them, refreshed from the masters by RefreshCompute after every change. Where each lives:
 //   none              masters, compute copy and gradients on the device.
-//   optimizer         masters in pinned host memory with the moments (the optimizer steps there);
-//                     the compute copy and the gradients on the device.
+//   optimizer         masters, compute copy and gradients on the device; the moments in pinned
+//                     host memory, where the step runs on a host copy of the owned shard (as above).
 //   params+optimizer  all of them in pinned host memory; a unit's bf16 weights are what is staged.
-// On CPU the compute copy is the masters themselves, which stay on the device under `optimizer`
-// (the step copies the owned shard to the host and back, as above).
+// On CPU the compute copy is the masters themselves. (Keeping the masters on the host under
+// `optimizer` would save 4 bytes a parameter of device memory; not done yet.)
 //
 // Gradients are always added unit by unit: every micro-batch computes a unit's gradient into a zeroed
 // device buffer, then adds that buffer into the accumulated gradients (wherever they live). Computing
@@ -83,7 +83,7 @@ class ParameterStore {
 
   // Where the gradients (and the weights the kernels read) live: the host under params+optimizer.
   bool on_host() const { return on_host_; }
-  // Where the float32 masters live (params()).
+  // Where the float32 masters live (params()): with the gradients, for now.
   bool masters_on_host() const { return masters_on_host_; }
   DType compute_type() const { return backend_.compute_type(); }
   int64_t size() const { return count_; }
