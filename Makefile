@@ -13,7 +13,7 @@ NPM_STAMP := node_modules/.package-lock.json
 PROTO_GEN := proto/gen/longctx.js proto/gen/longctx.d.ts proto/gen/longctx.json
 ADDON := build/native/Release/longctx.node
 
-.PHONY: setup apt npm build ts addon proto dashboard lint format test demo bench clean
+.PHONY: setup apt npm build ts addon proto dashboard lint format test demo bench clean gpu-check
 
 setup: apt npm
 
@@ -79,6 +79,12 @@ test: setup build lint
 
 demo: build
 	node dist/orchestrator/cli/main.js demo
+
+# On a GPU host: every GPU test (test/cuda) and the GPU benchmarks, then a summary; under 8 minutes
+# on one GPU. A GPU host without Node.js runs the same script through ../shared/gpu/pack's bundle:
+# bash .gpu/run bash -s < scripts/gpu-check.sh
+gpu-check: build
+	bash scripts/gpu-check.sh
 
 bench: build
 	npm run bench -- all --json

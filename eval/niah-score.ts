@@ -53,6 +53,9 @@ export function foundFromCounts(
       `the evaluation counted ${counts.globalTokens} labelled tokens, the answer has ${answerTokens}`,
     );
   }
+  if (counts.globalArgmaxCorrect < 0) {
+    throw new Error('this device backend does not count argmax hits (the CUDA cross-entropy): NIAH runs on CPU ranks');
+  }
   return counts.globalArgmaxCorrect === answerTokens;
 }
 

@@ -72,7 +72,8 @@ export interface ModelApi {
   Qwen2Model: new (config: Qwen2Config, budgetBytes: number, options?: ModelOptions) => Qwen2Model;
   /**
    * The naive reference model in the precision of params (Float64Array for the ground truth).
-   * Writes the gradients of gradScale · lossSum into grads when given.
+   * Writes the gradients of gradScale · lossSum into grads when given. With roundBf16, every
+   * stage's result is rounded to bf16: the naive bf16 implementation the GPU is held against.
    */
   referenceQwen2ForwardBackward<T extends FloatArray>(
     config: Qwen2Config,
@@ -82,6 +83,7 @@ export interface ModelApi {
     labels: Int32Array,
     gradScale: number,
     grads: T | null,
+    roundBf16?: boolean,
   ): Promise<CrossEntropyResult>;
 }
 

@@ -45,7 +45,11 @@ export interface TrainerOptions {
   ceChunkTokens?: number;
   /** Standard deviation of the init of matrices and embeddings (default 0.02, Hugging Face's). */
   initializerRange?: number;
-  /** Names the device in out-of-memory errors (default 'cpu:<rank>'). */
+  /**
+   * 'cuda:<index>' trains on that CUDA device (bf16 compute, float32 master weights; several ranks
+   * may share one GPU, their ring staged through host memory); any other name is an emulated CPU
+   * device, named in out-of-memory errors (default 'cpu:<rank>').
+   */
   device?: string;
 }
 
@@ -131,6 +135,8 @@ export interface Trainer {
   readonly shard: { begin: number; end: number };
   readonly activationCheckpointing: ActivationCheckpointing;
   readonly offload: Offload;
+  /** Where it trains: 'cpu' or 'cuda:<index>'. */
+  readonly backend: string;
   /** Hugging Face names and flat offsets, in the order of the HF state dict. */
   parameterViews(): ParameterView[];
   /**

@@ -116,6 +116,8 @@ async function main(): Promise<void> {
       seed: spec.seed,
       deviceBudgetBytes: launch.deviceBudgetBytes,
       hostBudgetBytes: HOST_BUDGET_BYTES,
+      // A rank launched on a CUDA device trains there; otherwise on its emulated CPU device.
+      ...(launch.deviceKind === 'cuda' ? { device: `cuda:${launch.deviceIndex}` } : {}),
       activationCheckpointing: spec.activation_checkpointing,
       offload: spec.offload,
       optimizer: {

@@ -2,7 +2,8 @@
 // server with its private Redis and a node of 8 emulated CPU devices, makes the synthetic corpus
 // (passkey documents among the filler) when it is not there yet, submits examples/demo.yaml —
 // the `small` model trained with zigzag ring attention over 8 ranks — follows it live, and ends
-// with a summary of what happened.
+// with a summary of what happened. On a GPU host (nvidia-smi lists a GPU and the addon has CUDA)
+// it trains examples/demo-gpu.yaml on one GPU instead.
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
@@ -10,6 +11,8 @@ import { pack } from '../../../data/pack.js';
 import { longctx } from '../../../proto/services.js';
 import { synth } from '../../../data/synth.js';
 import { repoRoot } from '../../../core/repo-root.js';
+import { queryNvidiaSmi } from '../../../cluster/inventory.js';
+import { native } from '../../../worker-native/native.js';
 import { httpAppForServer } from '../../http/app.js';
 import { startServer } from '../../server.js';
 import { Args } from '../args.js';
@@ -22,7 +25,7 @@ const HELP = `Usage: longctx demo [options]
 
 Runs the demo job from start to end: a server with a private Redis and 8 emulated CPU devices,
 the synthetic corpus (made on first use), examples/demo.yaml submitted and
-followed live, then a summary (steps, loss first → last, tokens/s, checkpoints written). The
+followed live (on a GPU host: one GPU and examples/demo-gpu.yaml), then a summary (steps, loss first → last, tokens/s, checkpoints written). The
 dashboard's address is printed while it runs.
 
 Options:
@@ -51,13 +54,14 @@ async function run(args: Args, io: CliIo): Promise<number> {
   const runsDir = resolve(io.cwd, args.string('runs') ?? 'runs');
   // The spec names ../runs/data/…: the corpus lives where the demo spec expects it.
   await ensureCorpus(join(repoRoot, 'runs'), io);
+  const onGpu = native().buildInfo().cuda && (await queryNvidiaSmi()).length > 0;
   const app = httpAppForServer({ log: () => {} });
   const started = Date.now();
   const server = await startServer({
     grpcPort: 0,
     httpPort: 0,
     runsDir,
-    localAgent: { devices: 8 },
+    localAgent: { devices: onGpu ? 1 : 8 },
     http: app.http,
     // On a terminal the watch keeps its status on a line without a newline: clear it first, or the
     // log line is glued to it and the status shows twice (the redraw comes on the next update).
@@ -65,7 +69,7 @@ async function run(args: Args, io: CliIo): Promise<number> {
   });
   try {
     io.stdout.write(`\ndashboard: ${server.httpUrl ?? '(none)'}  (open it while the job runs)\n\n`);
-    const spec = join(repoRoot, 'examples', 'demo.yaml');
+    const spec = join(repoRoot, 'examples', onGpu ? 'demo-gpu.yaml' : 'demo.yaml');
     const submit = Args.parse(
       [spec, '--watch', '--server', server.grpcAddress],
       submitCommand.flags,
@@ -95,7 +99,7 @@ async function run(args: Args, io: CliIo): Promise<number> {
             `demo ${code === ExitCode.OK ? 'finished' : 'ended with errors'} in ${((Date.now() - started) / 1000).toFixed(0)} s — job ${job.id}`,
             `  steps        ${String(last?.step ?? 0)} of ${String(detail.summary?.totalSteps ?? '?')} (restarts: ${String(detail.summary?.restarts ?? 0)})`,
             `  loss         ${Number(first?.loss ?? NaN).toFixed(3)} → ${Number(last?.loss ?? NaN).toFixed(3)}`,
-            `  tokens/s     ${tokensPerSecond.toFixed(0)} (mean over steps, 8 ranks on this machine's cores)`,
+            `  tokens/s     ${tokensPerSecond.toFixed(0)} (mean over steps, ${onGpu ? 'one rank on GPU 0' : "8 ranks on this machine's cores"})`,
             `  checkpoints  ${written} written; kept ${kept.length > 0 ? kept.join(', ') : 'none'} in ${join(runsDir, job.id, 'checkpoints')}`,
             `  logs         ${join(runsDir, job.id, 'logs')}`,
             '',

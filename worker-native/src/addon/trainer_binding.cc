@@ -113,7 +113,18 @@ train::TrainerOptions OptionsFromJs(const Napi::CallbackInfo& info, Napi::Object
   if (!(t.initializer_range > 0) || !std::isfinite(t.initializer_range))
     ThrowTypeError(info.Env(), "options.initializerRange must be a positive finite number");
   t.device_label = "device cpu:" + std::to_string(rank);
-  if (!o.Get("device").IsUndefined()) t.device_label = "device " + StringField(o, "options", "device");
+  if (!o.Get("device").IsUndefined()) {
+    // "cuda:<index>" trains on that CUDA device (train/backend.h); anything else names a CPU device.
+    const std::string device = StringField(o, "options", "device");
+    t.device_label = "device " + device;
+    if (device.rfind("cuda:", 0) == 0) {
+      const std::string index = device.substr(5);
+      if (index.empty() || index.size() > 4 || index.find_first_not_of("0123456789") != std::string::npos)
+        ThrowTypeError(info.Env(),
+                       "options.device must be 'cuda:<index>' or a CPU device name, got '" + device + "'");
+      t.cuda_device = std::stoi(index);
+    }
+  }
   return t;
 }
 
@@ -260,7 +271,10 @@ Napi::Value Step(const Napi::CallbackInfo& info, const std::shared_ptr<TrainerHa
 
 Napi::Value Gradients(const Napi::CallbackInfo& info, const std::shared_ptr<TrainerHandle>& h) {
   CheckIdle(info, *h, "gradients", Touches::kNothingCopied);
-  return ToFloat32Array(info.Env(), h->trainer->grads(), static_cast<size_t>(h->trainer->num_parameters()));
+  const Trainer& t = *h->trainer;
+  Napi::Float32Array out = Napi::Float32Array::New(info.Env(), static_cast<size_t>(t.num_parameters()));
+  CallNative(info.Env(), [&] { t.CopyToHost(out.Data(), t.grads(), t.num_parameters()); });
+  return out;
 }
 
 // What a snapshot copies: the flat parameters and this rank's shard of both AdamW moments.
@@ -310,10 +324,10 @@ std::vector<float*> SnapshotDestinations(Napi::Object target, const std::vector<
   return out;
 }
 
-void CopyParts(const std::vector<SnapshotPart>& parts, const std::vector<float*>& to) {
+// Through the trainer: on a GPU the parts are device memory.
+void CopyParts(const Trainer& t, const std::vector<SnapshotPart>& parts, const std::vector<float*>& to) {
   for (size_t i = 0; i < parts.size(); ++i)
-    if (parts[i].count > 0)
-      std::memcpy(to[i], parts[i].data, static_cast<size_t>(parts[i].count) * sizeof(float));
+    if (parts[i].count > 0) t.CopyToHost(to[i], parts[i].data, parts[i].count);
 }
 
 // snapshot(into?) → {params, expAvg, expAvgSq, adamStep}: copies, for a checkpoint, on this thread.
@@ -321,7 +335,7 @@ Napi::Value Snapshot(const Napi::CallbackInfo& info, const std::shared_ptr<Train
   CheckIdle(info, *h, "snapshot");
   const auto parts = SnapshotParts(*h->trainer);
   Napi::Object out = SnapshotTarget(info, *h->trainer, parts);
-  CopyParts(parts, SnapshotDestinations(out, parts));
+  CallNative(info.Env(), [&] { CopyParts(*h->trainer, parts, SnapshotDestinations(out, parts)); });
   return out;
 }
 
@@ -341,8 +355,8 @@ Napi::Value StartSnapshot(const Napi::CallbackInfo& info, const std::shared_ptr<
   h->copying = true;
   return Queue<bool>(
       info.Env(),
-      [parts, to] {
-        CopyParts(parts, to);
+      [parts, to, trainer = &*h->trainer] {
+        CopyParts(*trainer, parts, to);
         return true;
       },
       [keep](Napi::Env, bool&) -> Napi::Value { return keep->Value(); }, [h] { h->copying = false; });
@@ -439,6 +453,7 @@ Napi::Object TrainerObject(Napi::Env env, std::unique_ptr<Trainer> trainer) {
   out.Set("shard", shard);
   out.Set("activationCheckpointing", t.options().checkpointing.name());
   out.Set("offload", train::OffloadName(t.options().offload));
+  out.Set("backend", t.backend().name());
   auto method = [&](const char* name, Method fn) {
     out.Set(name, Napi::Function::New(
                       env, [h, fn](const Napi::CallbackInfo& info) { return fn(info, h); }, name));

@@ -18,20 +18,26 @@
 
 #include <memory>
 
+#include "model/model_kernels.h"
 #include "model/qwen2_config.h"
 #include "model/sequence_attention.h"
 #include "tensor/tensor.h"
 
 namespace longctx::model {
 
-// cos and sin [tokens, head_dim/2] for this rank's positions, shared by every layer.
+// cos and sin [tokens, head_dim/2] (float32) for this rank's positions, shared by every layer.
 struct RopeCache {
   Tensor cos;
   Tensor sin;
 };
-RopeCache BuildRopeCache(const std::shared_ptr<Arena>& arena, const Qwen2Config& config,
-                         const int32_t* positions, int tokens);
+RopeCache BuildRopeCache(ModelKernels& kernels, const std::shared_ptr<Arena>& arena,
+                         const Qwen2Config& config, const int32_t* positions, int tokens);
 
+// A layer's weights as the kernels read them: views into a flat buffer of element_bytes-sized
+// elements (float32 on CPU, the bf16 compute copy on a GPU).
+LayerTensors<const void*> LayerWeightsAt(const void* base, size_t element_bytes, const LayerOffsets& offsets);
+
+// Activations hold kernels.activation_type() elements; rstd and lse are float32.
 struct LayerActivations {
   Tensor norm1, rstd1;   // input RMSNorm output [T, hidden] and 1/rms [T]
   Tensor q, k, v;        // after bias and RoPE: [T, heads, head_dim], [T, kv_heads, head_dim] ×2
@@ -48,26 +54,26 @@ struct LayerActivations {
 struct LayerContext {
   const Qwen2Config& config;
   std::shared_ptr<Arena> arena;
-  SequenceAttention& attention;
+  ModelKernels& kernels;
   const RopeCache& rope;
   int tokens;
 };
 
 // x, out: [tokens, hidden]. Allocates `saved` from the arena. The three phases in order.
-void LayerForward(const LayerContext& ctx, const LayerTensors<const float*>& w, const float* x, float* out,
+void LayerForward(const LayerContext& ctx, const LayerTensors<const void*>& w, const void* x, void* out,
                   LayerActivations* saved);
 // Allocates and writes saved->{norm1, rstd1, q, k, v}.
-void LayerForwardToAttention(const LayerContext& ctx, const LayerTensors<const float*>& w, const float* x,
+void LayerForwardToAttention(const LayerContext& ctx, const LayerTensors<const void*>& w, const void* x,
                              LayerActivations* saved);
 // Allocates and writes saved->{attn, lse} from saved->{q, k, v}.
 void LayerForwardAttention(const LayerContext& ctx, LayerActivations* saved);
 // Allocates and writes saved->{mid, norm2, rstd2, gate, up, act} and out from saved->attn.
-void LayerForwardFromAttention(const LayerContext& ctx, const LayerTensors<const float*>& w, const float* x,
-                               float* out, LayerActivations* saved);
+void LayerForwardFromAttention(const LayerContext& ctx, const LayerTensors<const void*>& w, const void* x,
+                               void* out, LayerActivations* saved);
 
 // grad holds dL/d(out) on entry and dL/dx on return ([tokens, hidden]). Adds the weight gradients
 // into g. Scratch comes from the arena and is released before returning.
-void LayerBackward(const LayerContext& ctx, const LayerTensors<const float*>& w,
-                   const LayerTensors<float*>& g, const float* x, const LayerActivations& saved, float* grad);
+void LayerBackward(const LayerContext& ctx, const LayerTensors<const void*>& w, const LayerTensors<float*>& g,
+                   const void* x, const LayerActivations& saved, void* grad);
 
 }  // namespace longctx::model

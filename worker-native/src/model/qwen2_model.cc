@@ -23,6 +23,7 @@ Qwen2Model::Qwen2Model(const Qwen2Config& config, std::shared_ptr<Arena> arena, 
     throw std::invalid_argument("ce_chunk_tokens must be positive, got " +
                                 std::to_string(options_.ce_chunk_tokens));
   if (!attention_) attention_ = std::make_unique<LocalCausalAttention>(arena_);
+  kernels_ = std::make_unique<CpuModelKernels>(arena_, *attention_);
   params_ = Tensor::Zeros(arena_, {layout_.NumParameters()});
   grads_ = Tensor::Zeros(arena_, {layout_.NumParameters()});
 }
@@ -45,8 +46,8 @@ void Qwen2Model::InitParameters(uint64_t seed) {
   InitQwen2Parameters(layout_, params_.data(), seed, options_.initializer_range);
 }
 
-LayerTensors<const float*> Qwen2Model::Weights(int layer) const {
-  return LayerTensors<const float*>::At(params_.data(), layout_.layer(layer));
+LayerTensors<const void*> Qwen2Model::Weights(int layer) const {
+  return LayerWeightsAt(params_.data(), sizeof(float), layout_.layer(layer));
 }
 
 LayerTensors<float*> Qwen2Model::Grads(int layer) {
@@ -69,8 +70,8 @@ StepLoss Qwen2Model::ForwardBackward(const int32_t* ids, const int32_t* position
   const int64_t count = cpu::CountLabels(labels, T);
   const double scale = grad_scale ? *grad_scale : (count > 0 ? 1.0 / static_cast<double>(count) : 0.0);
   const float* params = params_.data();
-  const RopeCache rope = BuildRopeCache(arena_, config_, positions, T);
-  const LayerContext ctx{config_, arena_, *attention_, rope, T};
+  const RopeCache rope = BuildRopeCache(*kernels_, arena_, config_, positions, T);
+  const LayerContext ctx{config_, arena_, *kernels_, rope, T};
 
   // Forward. stream[l] is the input of layer l; stream[L] feeds the final norm.
   std::vector<Tensor> stream(L + 1);
@@ -118,8 +119,8 @@ StepLoss Qwen2Model::Forward(const int32_t* ids, const int32_t* positions, const
   CheckQwen2Inputs(config_, ids, positions, labels, tokens);
   const int T = tokens, C = config_.hidden_size, V = config_.vocab_size, L = config_.num_hidden_layers;
   const float* params = params_.data();
-  const RopeCache rope = BuildRopeCache(arena_, config_, positions, T);
-  const LayerContext ctx{config_, arena_, *attention_, rope, T};
+  const RopeCache rope = BuildRopeCache(*kernels_, arena_, config_, positions, T);
+  const LayerContext ctx{config_, arena_, *kernels_, rope, T};
 
   Tensor x = Tensor::Empty(arena_, {T, C});
   cpu::EmbeddingForward(x.data(), ids, params + layout_.embed_tokens(), T, C);

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "kernels/cpu/cross_entropy.h"
+#include "model/cpu_model_kernels.h"
 #include "model/qwen2_config.h"
 #include "model/qwen2_layer.h"
 #include "model/sequence_attention.h"
@@ -41,7 +42,7 @@ struct ModelOptions {
 struct StepLoss {
   double loss_sum;             // Σ cross-entropy over counted tokens
   int64_t tokens;              // counted tokens (labels != -100)
-  int64_t argmax_correct = 0;  // of those, tokens whose label is the strict argmax of the logits
+  int64_t argmax_correct = 0;  // of those, tokens whose label is the strict argmax of the logits (-1: not counted)
   double mean() const { return tokens > 0 ? loss_sum / static_cast<double>(tokens) : 0.0; }
 };
 
@@ -87,7 +88,7 @@ class Qwen2Model {
   const std::shared_ptr<Arena>& shared_arena() const { return arena_; }
 
  private:
-  LayerTensors<const float*> Weights(int layer) const;
+  LayerTensors<const void*> Weights(int layer) const;
   LayerTensors<float*> Grads(int layer);
 
   Qwen2Config config_;
@@ -95,6 +96,7 @@ class Qwen2Model {
   ModelOptions options_;
   std::shared_ptr<Arena> arena_;
   std::unique_ptr<SequenceAttention> attention_;
+  std::unique_ptr<CpuModelKernels> kernels_;
   Tensor params_;
   Tensor grads_;
 };

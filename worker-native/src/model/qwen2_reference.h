@@ -14,10 +14,15 @@ namespace longctx::model {
 
 // params and grads use Qwen2Layout(config). When grads is not null, writes (does not add) the
 // gradients of grad_scale · loss_sum into it. Inputs are validated as in Qwen2Model.
+//
+// With round_bf16 it is the naive bf16 implementation of the bf16 rule (test/cuda/reference.ts):
+// every stage's arithmetic in T, its result — each activation, activation gradient and weight
+// gradient — rounded to bf16 (nearest even), as a framework that keeps every tensor in bf16
+// computes. The GPU trainer's whole step is held to twice this one's error.
 template <typename T>
 cpu::CrossEntropyResult ReferenceQwen2ForwardBackward(const Qwen2Config& config, const T* params,
                                                       const int32_t* ids, const int32_t* positions,
                                                       const int32_t* labels, int tokens, double grad_scale,
-                                                      T* grads);
+                                                      T* grads, bool round_bf16 = false);
 
 }  // namespace longctx::model

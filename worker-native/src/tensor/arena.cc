@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <utility>
 
 namespace longctx {
@@ -20,10 +21,28 @@ std::string FormatBytes(size_t bytes) {
   return text;
 }
 
-Arena::Arena(std::string label, size_t budget_bytes) : label_(std::move(label)), budget_(budget_bytes) {}
+namespace {
+
+// The system allocator: an emulated CPU device and host memory.
+class SystemMemory final : public MemorySource {
+ public:
+  size_t alignment() const override { return Arena::kAlignment; }
+  void* Reserve(size_t bytes) override { return std::aligned_alloc(Arena::kAlignment, bytes); }
+  void Return(void* ptr) override { std::free(ptr); }
+  void Zero(void* ptr, size_t bytes) override { std::memset(ptr, 0, bytes); }
+  std::string refusal() const override { return "the system allocator refused the memory"; }
+};
+
+}  // namespace
+
+Arena::Arena(std::string label, size_t budget_bytes, std::unique_ptr<MemorySource> source)
+    : label_(std::move(label)),
+      budget_(budget_bytes),
+      source_(source ? std::move(source) : std::make_unique<SystemMemory>()),
+      alignment_(source_->alignment()) {}
 
 Arena::~Arena() {
-  for (auto& [ptr, size] : blocks_) std::free(ptr);
+  for (auto& [ptr, size] : blocks_) source_->Return(ptr);
 }
 
 void* Arena::Allocate(size_t bytes) {
@@ -37,8 +56,8 @@ void* Arena::Allocate(size_t bytes) {
     return OutOfMemoryError(message, counted, current_, budget_);
   };
   if (counted < bytes || counted > budget_ - current_) throw fail("");
-  void* ptr = std::aligned_alloc(kAlignment, counted);
-  if (ptr == nullptr) throw fail("; the system allocator refused the memory");
+  void* ptr = source_->Reserve(counted);
+  if (ptr == nullptr) throw fail(("; " + source_->refusal()).c_str());
   blocks_.emplace(ptr, counted);
   current_ += counted;
   if (current_ > peak_) peak_ = current_;
@@ -51,7 +70,7 @@ void Arena::Free(void* ptr) {
   if (it == blocks_.end()) throw std::logic_error(label_ + ": freeing a pointer this arena did not allocate");
   current_ -= it->second;
   blocks_.erase(it);
-  std::free(ptr);
+  source_->Return(ptr);
 }
 
 ArenaBlock::ArenaBlock(std::shared_ptr<Arena> arena, size_t bytes) : arena_(std::move(arena)), bytes_(bytes) {

@@ -12,6 +12,11 @@
 // mark of reserved bytes. The counting sits on the system allocator: on a CPU there is no
 // separate device heap to carve up, and the budget check happens before any memory is touched.
 //
+// The counting is the same for every kind of memory; where the bytes come from is a MemorySource:
+// the system allocator by default (an emulated CPU device, host memory), a cudaMalloc'd region for
+// a GPU or pinned host memory (train/cuda_backend.h). So a GPU's device arena reports exactly like
+// an emulated one's, and the planner is checked the same way on both.
+//
 // Thread safety: an Arena is used by one device thread at a time (one rank = one process = one
 // core); the counters are not atomic.
 #pragma once
@@ -41,25 +46,42 @@ struct ArenaStats {
   size_t live_blocks;
 };
 
+// Where an Arena's bytes come from. Blocks are counted at their size rounded up to alignment().
+class MemorySource {
+ public:
+  virtual ~MemorySource() = default;
+  virtual size_t alignment() const = 0;
+  // `bytes` (already a multiple of alignment()) of memory, or nullptr when refused.
+  virtual void* Reserve(size_t bytes) = 0;
+  virtual void Return(void* ptr) = 0;
+  // Sets `bytes` bytes at ptr to zero (device memory cannot be memset from the host).
+  virtual void Zero(void* ptr, size_t bytes) = 0;
+  // Ends an out-of-memory message when Reserve refused ("the system allocator refused the memory").
+  virtual std::string refusal() const = 0;
+};
+
 class Arena {
  public:
-  static constexpr size_t kAlignment = 64;
+  static constexpr size_t kAlignment = 64;  // of the default source (system memory)
 
-  // `label` names the memory in errors, e.g. "device cpu:3" or "host".
-  Arena(std::string label, size_t budget_bytes);
+  // `label` names the memory in errors, e.g. "device cpu:3" or "host". Without a source the
+  // memory is the system allocator's.
+  Arena(std::string label, size_t budget_bytes, std::unique_ptr<MemorySource> source = nullptr);
   // Frees whatever is still allocated (a leak in the caller is still a leak, but not a crash).
   ~Arena();
   Arena(const Arena&) = delete;
   Arena& operator=(const Arena&) = delete;
 
   // The size a request of `bytes` is counted at.
-  static size_t RoundUp(size_t bytes) { return (bytes + kAlignment - 1) / kAlignment * kAlignment; }
+  size_t RoundUp(size_t bytes) const { return (bytes + alignment_ - 1) / alignment_ * alignment_; }
 
   // Returns 64-byte aligned, uninitialised memory; throws OutOfMemoryError past the budget.
   // A zero-byte request returns nullptr and counts nothing.
   void* Allocate(size_t bytes);
   // Releases a block from Allocate; throws std::logic_error for a pointer this arena did not give.
   void Free(void* ptr);
+  // Zeroes `bytes` bytes of a block (through the source: device memory is not host-writable).
+  void Zero(void* ptr, size_t bytes) { source_->Zero(ptr, bytes); }
 
   const std::string& label() const { return label_; }
   size_t current() const { return current_; }
@@ -73,6 +95,8 @@ class Arena {
  private:
   std::string label_;
   size_t budget_;
+  std::unique_ptr<MemorySource> source_;
+  size_t alignment_;
   size_t current_ = 0;
   size_t peak_ = 0;
   std::unordered_map<void*, size_t> blocks_;  // live block → counted size

@@ -22,20 +22,20 @@ std::string ShapeString(const Shape& shape) {
   return out + "]";
 }
 
-Tensor Tensor::Empty(std::shared_ptr<Arena> arena, Shape shape) {
+Tensor Tensor::Empty(std::shared_ptr<Arena> arena, Shape shape, DType type) {
   int64_t numel = NumElements(shape);
-  ArenaBlock block(std::move(arena), static_cast<size_t>(numel) * sizeof(float));
-  return Tensor(std::move(block), std::move(shape), numel);
+  ArenaBlock block(std::move(arena), static_cast<size_t>(numel) * ElementBytes(type));
+  return Tensor(std::move(block), std::move(shape), numel, type);
 }
 
-Tensor Tensor::Zeros(std::shared_ptr<Arena> arena, Shape shape) {
-  Tensor t = Empty(std::move(arena), std::move(shape));
+Tensor Tensor::Zeros(std::shared_ptr<Arena> arena, Shape shape, DType type) {
+  Tensor t = Empty(std::move(arena), std::move(shape), type);
   t.Zero();
   return t;
 }
 
 void Tensor::Zero() {
-  if (numel_ > 0) std::memset(block_.data(), 0, bytes());
+  if (numel_ > 0) block_.arena()->Zero(block_.data(), bytes());
 }
 
 void Tensor::Release() {

@@ -5,9 +5,6 @@
 #include <string>
 #include <vector>
 
-#include "kernels/cpu/cross_entropy.h"
-#include "kernels/cpu/embedding.h"
-#include "kernels/cpu/rmsnorm.h"
 #include "model/qwen2_layer.h"
 
 namespace longctx::train {
@@ -17,12 +14,12 @@ using model::LayerContext;
 using model::LayerTensors;
 
 ModelPass::ModelPass(const model::Qwen2Config& config, const model::Qwen2Layout& layout,
-                     std::shared_ptr<Arena> device, model::SequenceAttention& attention,
-                     ParameterStore& store, CheckpointPolicy policy, int ce_chunk_tokens)
+                     std::shared_ptr<Arena> device, model::ModelKernels& kernels, ParameterStore& store,
+                     CheckpointPolicy policy, int ce_chunk_tokens)
     : config_(config),
       layout_(layout),
       device_(std::move(device)),
-      attention_(attention),
+      kernels_(kernels),
       store_(store),
       policy_(policy),
       ce_chunk_tokens_(ce_chunk_tokens) {
@@ -34,29 +31,37 @@ ModelPass::ModelPass(const model::Qwen2Config& config, const model::Qwen2Layout&
 ModelPass::StagedLayer ModelPass::StageLayer(int layer) const {
   const model::LayerOffsets& o = layout_.layer(layer);
   StagedLayer s{store_.Stage(o.begin, o.size()), {}};
-  s.tensors = LayerTensors<const float*>::At(s.weights.data(), o.Relative());
+  s.tensors = model::LayerWeightsAt(s.weights.data(), ElementBytes(store_.compute_type()), o.Relative());
   return s;
+}
+
+void ModelPass::PrefetchLayer(int layer) {
+  const model::LayerOffsets& o = layout_.layer(layer);
+  store_.Prefetch(o.begin, o.size());
 }
 
 model::StepLoss ModelPass::ForwardBackward(const int32_t* ids, const int32_t* positions,
                                            const int32_t* labels, int tokens, double grad_scale) {
   const int T = tokens, C = config_.hidden_size, V = config_.vocab_size, L = config_.num_hidden_layers;
   const int64_t table = static_cast<int64_t>(V) * C;
-  const model::RopeCache rope = model::BuildRopeCache(device_, config_, positions, T);
-  const LayerContext ctx{config_, device_, attention_, rope, T};
+  const DType act = kernels_.activation_type();
+  const model::RopeCache rope = model::BuildRopeCache(kernels_, device_, config_, positions, T);
+  const LayerContext ctx{config_, device_, kernels_, rope, T};
 
   // Forward. stream[l] is the input of layer l, kept under every policy; stream[L] feeds the final norm.
   std::vector<Tensor> stream(L + 1);
   std::vector<LayerActivations> saved(L);
   {
     const auto embed = store_.Stage(layout_.embed_tokens(), table);
-    stream[0] = Tensor::Empty(device_, {T, C});
-    cpu::EmbeddingForward(stream[0].data(), ids, embed.data(), T, C);
+    if (L > 0) PrefetchLayer(0);
+    stream[0] = Tensor::Empty(device_, {T, C}, act);
+    kernels_.EmbeddingForward(stream[0].raw(), ids, embed.data(), T, C);
   }
   for (int l = 0; l < L; ++l) {
     const StagedLayer w = StageLayer(l);
-    stream[l + 1] = Tensor::Empty(device_, {T, C});
-    model::LayerForward(ctx, w.tensors, stream[l].data(), stream[l + 1].data(), &saved[l]);
+    if (l + 1 < L) PrefetchLayer(l + 1);
+    stream[l + 1] = Tensor::Empty(device_, {T, C}, act);
+    model::LayerForward(ctx, w.tensors, stream[l].raw(), stream[l + 1].raw(), &saved[l]);
     switch (policy_.ForLayer(l)) {
       case LayerKeep::kEverything:
         break;
@@ -70,30 +75,28 @@ model::StepLoss ModelPass::ForwardBackward(const int32_t* ids, const int32_t* po
   }
 
   // Final norm, LM head and loss; grad becomes dL/d stream[L].
-  Tensor grad = Tensor::Zeros(device_, {T, C});
-  cpu::CrossEntropyResult ce;
+  Tensor grad = Tensor::Zeros(device_, {T, C}, act);
+  model::LossSum ce;
   {
     const auto norm_weight = store_.Stage(layout_.final_norm(), C);
     const auto head = store_.Stage(layout_.lm_head(), table);
-    Tensor final_norm = Tensor::Empty(device_, {T, C});
+    if (L > 0) PrefetchLayer(L - 1);  // the backward's first layer
+    Tensor final_norm = Tensor::Empty(device_, {T, C}, act);
     Tensor final_rstd = Tensor::Empty(device_, {T});
-    cpu::RmsNormForward(final_norm.data(), final_rstd.data(), stream[L].data(), norm_weight.data(), T, C,
-                        static_cast<float>(config_.rms_norm_eps));
-    Tensor dfinal = Tensor::Zeros(device_, {T, C});
+    kernels_.RmsNormForward(final_norm.raw(), final_rstd.data(), stream[L].raw(), norm_weight.data(), T, C,
+                            static_cast<float>(config_.rms_norm_eps));
+    Tensor dfinal = Tensor::Zeros(device_, {T, C}, act);
     {
       Tensor dhead = Tensor::Zeros(device_, {table});
       const int chunk = std::min(ce_chunk_tokens_, T);
-      Tensor workspace = Tensor::Empty(device_, {cpu::ChunkedCrossEntropyWorkspace(chunk, V)});
-      ce = cpu::ChunkedCrossEntropy(final_norm.data(), head.data(), labels, T, C, V, chunk,
-                                    static_cast<float>(grad_scale), dfinal.data(), dhead.data(),
-                                    workspace.data());
-      workspace.Release();
+      ce = kernels_.CrossEntropy(final_norm.raw(), head.data(), labels, T, C, V, chunk,
+                                 static_cast<float>(grad_scale), dfinal.raw(), dhead.data());
       final_norm.Release();
       store_.AddGradients(layout_.lm_head(), dhead.data(), table);
     }
     Tensor dnorm_weight = Tensor::Zeros(device_, {C});
-    cpu::RmsNormBackward(grad.data(), dnorm_weight.data(), dfinal.data(), stream[L].data(),
-                         norm_weight.data(), final_rstd.data(), T, C);
+    kernels_.RmsNormBackward(grad.raw(), dnorm_weight.data(), dfinal.raw(), stream[L].raw(),
+                             norm_weight.data(), final_rstd.data(), T, C);
     store_.AddGradients(layout_.final_norm(), dnorm_weight.data(), C);
   }
   stream[L].Release();
@@ -101,32 +104,33 @@ model::StepLoss ModelPass::ForwardBackward(const int32_t* ids, const int32_t* po
   // Backward through the layers, recomputing what the policy dropped.
   for (int l = L - 1; l >= 0; --l) {
     const StagedLayer w = StageLayer(l);
+    if (l > 0) PrefetchLayer(l - 1);
     const model::LayerOffsets& offsets = layout_.layer(l);
     switch (policy_.ForLayer(l)) {
       case LayerKeep::kEverything:
         break;
       case LayerKeep::kNothing: {
-        Tensor out = Tensor::Empty(device_, {T, C});  // equals stream[l + 1], already consumed
-        model::LayerForward(ctx, w.tensors, stream[l].data(), out.data(), &saved[l]);
+        Tensor out = Tensor::Empty(device_, {T, C}, act);  // equals stream[l + 1], already consumed
+        model::LayerForward(ctx, w.tensors, stream[l].raw(), out.raw(), &saved[l]);
         break;
       }
       case LayerKeep::kAttention: {
-        Tensor out = Tensor::Empty(device_, {T, C});
-        model::LayerForwardToAttention(ctx, w.tensors, stream[l].data(), &saved[l]);
-        model::LayerForwardFromAttention(ctx, w.tensors, stream[l].data(), out.data(), &saved[l]);
+        Tensor out = Tensor::Empty(device_, {T, C}, act);
+        model::LayerForwardToAttention(ctx, w.tensors, stream[l].raw(), &saved[l]);
+        model::LayerForwardFromAttention(ctx, w.tensors, stream[l].raw(), out.raw(), &saved[l]);
         break;
       }
     }
     Tensor dlayer = Tensor::Zeros(device_, {offsets.size()});
     model::LayerBackward(ctx, w.tensors, LayerTensors<float*>::At(dlayer.data(), offsets.Relative()),
-                         stream[l].data(), saved[l], grad.data());
+                         stream[l].raw(), saved[l], grad.raw());
     saved[l].Release();
     stream[l].Release();
     store_.AddGradients(offsets.begin, dlayer.data(), offsets.size());
   }
   {
     Tensor dembed = Tensor::Zeros(device_, {table});
-    cpu::EmbeddingBackward(dembed.data(), grad.data(), ids, T, C);
+    kernels_.EmbeddingBackward(dembed.data(), grad.raw(), ids, T, C);
     grad.Release();
     store_.AddGradients(layout_.embed_tokens(), dembed.data(), table);
   }
@@ -137,32 +141,34 @@ model::StepLoss ModelPass::Forward(const int32_t* ids, const int32_t* positions,
                                    int tokens) {
   const int T = tokens, C = config_.hidden_size, V = config_.vocab_size, L = config_.num_hidden_layers;
   const int64_t table = static_cast<int64_t>(V) * C;
-  const model::RopeCache rope = model::BuildRopeCache(device_, config_, positions, T);
-  const LayerContext ctx{config_, device_, attention_, rope, T};
+  const DType act = kernels_.activation_type();
+  const model::RopeCache rope = model::BuildRopeCache(kernels_, device_, config_, positions, T);
+  const LayerContext ctx{config_, device_, kernels_, rope, T};
 
-  Tensor x = Tensor::Empty(device_, {T, C});
+  Tensor x = Tensor::Empty(device_, {T, C}, act);
   {
     const auto embed = store_.Stage(layout_.embed_tokens(), table);
-    cpu::EmbeddingForward(x.data(), ids, embed.data(), T, C);
+    if (L > 0) PrefetchLayer(0);
+    kernels_.EmbeddingForward(x.raw(), ids, embed.data(), T, C);
   }
   for (int l = 0; l < L; ++l) {
     const StagedLayer w = StageLayer(l);
-    Tensor out = Tensor::Empty(device_, {T, C});
+    if (l + 1 < L) PrefetchLayer(l + 1);
+    Tensor out = Tensor::Empty(device_, {T, C}, act);
     LayerActivations scratch;
-    model::LayerForward(ctx, w.tensors, x.data(), out.data(), &scratch);
+    model::LayerForward(ctx, w.tensors, x.raw(), out.raw(), &scratch);
     x = std::move(out);
   }
   const auto norm_weight = store_.Stage(layout_.final_norm(), C);
-  Tensor final_norm = Tensor::Empty(device_, {T, C});
+  Tensor final_norm = Tensor::Empty(device_, {T, C}, act);
   Tensor final_rstd = Tensor::Empty(device_, {T});
-  cpu::RmsNormForward(final_norm.data(), final_rstd.data(), x.data(), norm_weight.data(), T, C,
-                      static_cast<float>(config_.rms_norm_eps));
+  kernels_.RmsNormForward(final_norm.raw(), final_rstd.data(), x.raw(), norm_weight.data(), T, C,
+                          static_cast<float>(config_.rms_norm_eps));
   x.Release();
   const auto head = store_.Stage(layout_.lm_head(), table);
   const int chunk = std::min(ce_chunk_tokens_, T);
-  Tensor workspace = Tensor::Empty(device_, {cpu::ChunkedCrossEntropyWorkspace(chunk, V)});
-  const cpu::CrossEntropyResult ce = cpu::ChunkedCrossEntropy(
-      final_norm.data(), head.data(), labels, T, C, V, chunk, 0.0f, nullptr, nullptr, workspace.data());
+  const model::LossSum ce =
+      kernels_.CrossEntropy(final_norm.raw(), head.data(), labels, T, C, V, chunk, 0.0f, nullptr, nullptr);
   return {ce.loss_sum, ce.count, ce.argmax_correct};
 }
 

@@ -5,14 +5,17 @@
 // (parameter_store.h says why). The mathematics is Qwen2Model's (model/qwen2_model.h): a loss summed
 // over counted tokens and the gradients of grad_scale · that sum.
 //
-// Under context parallelism `attention` is the ring: every rank must run the same passes in the same
-// order with the same policy, since each layer's attention (and each recomputed one) talks to the
-// other ranks.
+// The kernels are the backend's (backend.h): the same pass runs float32 on CPU and bf16 on a GPU.
+//
+// Under context parallelism the kernels' attention is the ring: every rank must run the same passes in the
+// same order with the same policy, since each layer's attention (and each recomputed one) talks to the other
+// ranks.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 
+#include "model/model_kernels.h"
 #include "model/qwen2_config.h"
 #include "model/qwen2_model.h"
 #include "model/sequence_attention.h"
@@ -26,7 +29,7 @@ class ModelPass {
  public:
   // Keeps references: every argument must outlive the pass.
   ModelPass(const model::Qwen2Config& config, const model::Qwen2Layout& layout, std::shared_ptr<Arena> device,
-            model::SequenceAttention& attention, ParameterStore& store, CheckpointPolicy policy,
+            model::ModelKernels& kernels, ParameterStore& store, CheckpointPolicy policy,
             int ce_chunk_tokens);
 
   // Inputs are validated by the caller (CheckQwen2Inputs). Adds the gradients of
@@ -42,14 +45,16 @@ class ModelPass {
   // A layer's weights on the device and the tensors inside them.
   struct StagedLayer {
     ParameterStore::DeviceWeights weights;
-    model::LayerTensors<const float*> tensors;
+    model::LayerTensors<const void*> tensors;
   };
   StagedLayer StageLayer(int layer) const;
+  // Starts staging the unit the pass needs next (ParameterStore::Prefetch; a no-op on CPU).
+  void PrefetchLayer(int layer);
 
   const model::Qwen2Config& config_;
   const model::Qwen2Layout& layout_;
   std::shared_ptr<Arena> device_;
-  model::SequenceAttention& attention_;
+  model::ModelKernels& kernels_;
   ParameterStore& store_;
   CheckpointPolicy policy_;
   int ce_chunk_tokens_;

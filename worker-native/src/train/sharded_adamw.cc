@@ -35,8 +35,8 @@ void OptimizerOptions::Validate() const {
 }
 
 ShardedAdamW::ShardedAdamW(const model::Qwen2Layout& layout, ShardRange shard, OptimizerOptions options,
-                           std::shared_ptr<Arena> arena)
-    : shard_(shard), options_(options) {
+                           std::shared_ptr<Arena> arena, Backend* device)
+    : shard_(shard), options_(options), device_(device) {
   options_.Validate();
   for (const model::ParamView& v : layout.views()) {
     const int64_t b = std::max(v.offset, shard_.begin), e = std::min(v.offset + v.numel, shard_.end);
@@ -59,8 +59,14 @@ void ShardedAdamW::Update(float* params, const float* grads, double lr) {
   CheckLearningRate(lr);
   ++step_;
   for (const Piece& p : pieces_) {
-    const cpu::AdamWHyper hyper{lr, options_.beta1, options_.beta2, options_.eps,
-                                p.decay ? options_.weight_decay : 0.0};
+    const double decay = p.decay ? options_.weight_decay : 0.0;
+    if (device_ != nullptr) {
+      device_->AdamW({lr, options_.beta1, options_.beta2, options_.eps, decay, step_}, params + p.begin,
+                     grads + p.begin, exp_avg_.data() + p.begin, exp_avg_sq_.data() + p.begin,
+                     p.end - p.begin);
+      continue;
+    }
+    const cpu::AdamWHyper hyper{lr, options_.beta1, options_.beta2, options_.eps, decay};
     cpu::AdamWUpdate(hyper, step_, params + p.begin, grads + p.begin, exp_avg_.data() + p.begin,
                      exp_avg_sq_.data() + p.begin, p.end - p.begin);
   }

@@ -18,6 +18,7 @@
 #include "model/qwen2_config.h"
 #include "tensor/arena.h"
 #include "tensor/tensor.h"
+#include "train/backend.h"
 
 namespace longctx::train {
 
@@ -43,9 +44,11 @@ struct OptimizerOptions {
 
 class ShardedAdamW {
  public:
-  // The moments (zero) come from `arena`: the device's, or the host's under optimizer offload.
+  // The moments (zero) come from `arena`: the device's, or the host's under optimizer offload. With
+  // `device` the update runs there (the moments are device memory); without it, with the CPU kernel
+  // on host memory. Keeps a pointer to `device`.
   ShardedAdamW(const model::Qwen2Layout& layout, ShardRange shard, OptimizerOptions options,
-               std::shared_ptr<Arena> arena);
+               std::shared_ptr<Arena> arena, Backend* device = nullptr);
 
   // One AdamW step of the owned shard at learning rate lr: params and grads point at the shard's
   // first element (wherever the caller keeps them). Counts the step first (steps count from 1).
@@ -71,6 +74,7 @@ class ShardedAdamW {
   };
   ShardRange shard_;
   OptimizerOptions options_;
+  Backend* device_;
   std::vector<Piece> pieces_;
   Tensor exp_avg_;
   Tensor exp_avg_sq_;

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "kernels/cpu/adamw.h"
 #include "kernels/cpu/cross_entropy.h"
@@ -22,6 +23,11 @@ double SecondsSince(Clock::time_point start) {
 
 int WorldOf(const std::shared_ptr<comm::Communicator>& comm) { return comm ? comm->size() : 1; }
 
+std::unique_ptr<Backend> MakeBackend(const TrainerOptions& o) {
+  if (o.cuda_device < 0) return MakeCpuBackend(o.device_label, o.device_budget_bytes, o.host_budget_bytes);
+  return MakeCudaBackend(o.cuda_device, o.device_label, o.device_budget_bytes, o.host_budget_bytes);
+}
+
 }  // namespace
 
 Trainer::Trainer(std::shared_ptr<comm::Communicator> comm, TrainerOptions options)
@@ -30,19 +36,26 @@ Trainer::Trainer(std::shared_ptr<comm::Communicator> comm, TrainerOptions option
       comm_(std::move(comm)),
       rank_(comm_ ? comm_->rank() : 0),
       world_(WorldOf(comm_)),
-      device_(std::make_shared<Arena>(options_.device_label, options_.device_budget_bytes)),
-      host_(std::make_shared<Arena>("host", options_.host_budget_bytes)),
+      backend_(MakeBackend(options_)),
+      device_(backend_->device()),
+      host_(backend_->host()),
       attention_(world_ > 1 ? comm_.get() : nullptr, device_, ring::Sharding::kZigzag),
-      store_(layout_.NumParameters(), options_.offload, device_, host_),
+      kernels_(backend_->MakeKernels(attention_, world_ > 1 ? comm_.get() : nullptr)),
+      store_(layout_.NumParameters(), options_.offload, *backend_),
       adam_(layout_, OwnedShard(layout_.NumParameters(), world_, rank_), options_.optimizer,
-            options_.offload == Offload::kNone ? device_ : host_),
-      pass_(options_.config, layout_, device_, attention_, store_, options_.checkpointing,
+            options_.offload == Offload::kNone ? device_ : host_,
+            options_.offload == Offload::kNone ? backend_.get() : nullptr),
+      pass_(options_.config, layout_, device_, *kernels_, store_, options_.checkpointing,
             options_.ce_chunk_tokens) {
   if (options_.offload == Offload::kOptimizer) {
     host_params_shard_ = Tensor::Empty(host_, {adam_.shard().size()});
     host_grads_shard_ = Tensor::Empty(host_, {adam_.shard().size()});
   }
-  model::InitQwen2Parameters(layout_, store_.params(), options_.seed, options_.initializer_range);
+  // The init is a host computation; a copy puts it wherever the parameters live.
+  std::vector<float> init(static_cast<size_t>(store_.size()));
+  model::InitQwen2Parameters(layout_, init.data(), options_.seed, options_.initializer_range);
+  backend_->Copy(store_.params(), init.data(), init.size() * sizeof(float));
+  store_.RefreshCompute();
 }
 
 void Trainer::AllReduce(double* data, size_t count, double* waited) {
@@ -52,10 +65,13 @@ void Trainer::AllReduce(double* data, size_t count, double* waited) {
   *waited += SecondsSince(start);
 }
 
-void Trainer::AllReduce(float* data, size_t count, double* waited) {
+void Trainer::AllReduce(float* data, size_t count, double* waited, bool on_device) {
   if (world_ == 1) return;
   const auto start = Clock::now();
-  comm_->AllReduceSum(data, count);
+  if (on_device)
+    backend_->AllReduceSum(*comm_, data, count);
+  else
+    comm_->AllReduceSum(data, count);
   *waited += SecondsSince(start);
 }
 
@@ -78,6 +94,7 @@ MicroStepStats Trainer::Accumulate(const int32_t* ids, const int32_t* positions,
         "accumulate: this step's gradients were already summed across ranks (reduceGradients); call step() "
         "first");
   CheckTokens(ids, positions, labels, tokens);
+  backend_->Activate();
   const auto start = Clock::now();
   attention_.ResetStats();
   double waited = 0;
@@ -117,6 +134,7 @@ MicroStepStats Trainer::Accumulate(const int32_t* ids, const int32_t* positions,
 
 EvalStats Trainer::Evaluate(const int32_t* ids, const int32_t* positions, const int32_t* labels, int tokens) {
   CheckTokens(ids, positions, labels, tokens);
+  backend_->Activate();
   double waited = 0;
   const model::StepLoss loss = pass_.Forward(ids, positions, labels, tokens);
   // Counts travel as doubles: exact up to 2^53.
@@ -129,13 +147,16 @@ EvalStats Trainer::Evaluate(const int32_t* ids, const int32_t* positions, const 
   s.argmax_correct = loss.argmax_correct;
   s.global_loss_sum = totals[0];
   s.global_tokens = static_cast<int64_t>(totals[1]);
-  s.global_argmax_correct = static_cast<int64_t>(totals[2]);
+  // -1 on every rank where the backend does not count argmax hits (the same backend everywhere).
+  s.global_argmax_correct = loss.argmax_correct < 0 ? -1 : static_cast<int64_t>(totals[2]);
   return s;
 }
 
 double Trainer::ReduceGradients() {
   double waited = 0;
-  if (!gradients_reduced_) AllReduce(store_.grads(), static_cast<size_t>(store_.size()), &waited);
+  backend_->Activate();
+  if (!gradients_reduced_)
+    AllReduce(store_.grads(), static_cast<size_t>(store_.size()), &waited, !store_.on_host());
   gradients_reduced_ = true;
   return waited;
 }
@@ -147,15 +168,20 @@ void Trainer::UpdateShard(double lr, float clip) {
   float* grads = store_.grads() + shard.begin;
   if (options_.offload == Offload::kOptimizer) {
     // device → host, step on the host, parameters host → device.
-    std::memcpy(host_grads_shard_.data(), grads, bytes);
-    std::memcpy(host_params_shard_.data(), params, bytes);
+    backend_->Copy(host_grads_shard_.data(), grads, bytes);
+    backend_->Copy(host_params_shard_.data(), params, bytes);
     params = host_params_shard_.data();
     grads = host_grads_shard_.data();
   }
-  if (clip < 1.0f) cpu::ScaleInPlace(grads, shard.size(), clip);
+  if (clip < 1.0f) {
+    if (options_.offload == Offload::kNone)
+      backend_->ScaleInPlace(grads, shard.size(), clip);
+    else
+      cpu::ScaleInPlace(grads, shard.size(), clip);
+  }
   adam_.Update(params, grads, lr);
   if (options_.offload == Offload::kOptimizer)
-    std::memcpy(store_.params() + shard.begin, host_params_shard_.data(), bytes);
+    backend_->Copy(store_.params() + shard.begin, host_params_shard_.data(), bytes);
 }
 
 void Trainer::GatherParameters(double* waited) {
@@ -163,19 +189,28 @@ void Trainer::GatherParameters(double* waited) {
   const ShardRange shard = adam_.shard();
   float* params = store_.params();
   const int64_t total = store_.size();
-  for (int64_t i = 0; i < shard.begin; ++i) params[i] = -0.0f;
-  for (int64_t i = shard.end; i < total; ++i) params[i] = -0.0f;
-  AllReduce(params, static_cast<size_t>(total), waited);
+  if (store_.masters_on_host()) {
+    for (int64_t i = 0; i < shard.begin; ++i) params[i] = -0.0f;
+    for (int64_t i = shard.end; i < total; ++i) params[i] = -0.0f;
+  } else {
+    backend_->Fill(params, shard.begin, -0.0f);
+    backend_->Fill(params + shard.end, total - shard.end, -0.0f);
+  }
+  AllReduce(params, static_cast<size_t>(total), waited, !store_.masters_on_host());
 }
 
 StepStats Trainer::Step(double lr) {
   adam_.CheckLearningRate(lr);
+  backend_->Activate();
   const auto start = Clock::now();
   double waited = ReduceGradients();
-  const double norm = std::sqrt(cpu::SumOfSquares(store_.grads(), store_.size()));
+  const double squares = store_.on_host() ? cpu::SumOfSquares(store_.grads(), store_.size())
+                                          : backend_->SumOfSquares(store_.grads(), store_.size());
+  const double norm = std::sqrt(squares);
   const double clip = cpu::ClipCoefficient(norm, options_.optimizer.grad_clip);
   UpdateShard(lr, static_cast<float>(clip));
   GatherParameters(&waited);
+  store_.RefreshCompute();
   store_.ZeroGradients();
   gradients_reduced_ = false;
 
@@ -192,11 +227,19 @@ StepStats Trainer::Step(double lr) {
 void Trainer::Load(const float* params, const float* exp_avg, const float* exp_avg_sq,
                    const int64_t* adam_step) {
   if (adam_step != nullptr) adam_.set_step(*adam_step);  // validates first: nothing changed on error
-  if (params != nullptr)
-    std::memcpy(store_.params(), params, static_cast<size_t>(store_.size()) * sizeof(float));
+  backend_->Activate();
+  if (params != nullptr) {
+    backend_->Copy(store_.params(), params, static_cast<size_t>(store_.size()) * sizeof(float));
+    store_.RefreshCompute();
+  }
   const size_t shard_bytes = static_cast<size_t>(adam_.shard().size()) * sizeof(float);
-  if (exp_avg != nullptr) std::memcpy(adam_.exp_avg(), exp_avg, shard_bytes);
-  if (exp_avg_sq != nullptr) std::memcpy(adam_.exp_avg_sq(), exp_avg_sq, shard_bytes);
+  if (exp_avg != nullptr) backend_->Copy(adam_.exp_avg(), exp_avg, shard_bytes);
+  if (exp_avg_sq != nullptr) backend_->Copy(adam_.exp_avg_sq(), exp_avg_sq, shard_bytes);
+}
+
+void Trainer::CopyToHost(float* dst, const float* src, int64_t n) const {
+  backend_->Activate();
+  backend_->Copy(dst, src, static_cast<size_t>(n) * sizeof(float));
 }
 
 MemoryStats Trainer::memory() const {

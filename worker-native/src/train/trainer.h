@@ -20,6 +20,12 @@
 // Memory: everything the rank keeps on its device comes from the device Arena (budget, current,
 // peak), host-side state from the host Arena; both are reported with every micro-step and step.
 //
+// Backends (backend.h): the same trainer runs on an emulated CPU device (float32, the default) or
+// on a CUDA device (options.cuda_device >= 0: bf16 compute weights and activations, float32 master
+// weights, gradients and moments). The checkpoint state is the float32 masters on both, so a
+// checkpoint moves between them. params(), grads(), exp_avg() and exp_avg_sq() point at the
+// backend's memory (device memory on a GPU): read them with CopyToHost.
+//
 // Failures: a bad argument throws before anything changes. An out-of-memory or communication failure
 // during a micro-step may leave part of that micro-step's gradients added, and a failed step may leave
 // the parameters partly updated (a communication failure also leaves the communicator unusable):
@@ -39,6 +45,7 @@
 #include "ring/ring_attention.h"
 #include "tensor/arena.h"
 #include "tensor/tensor.h"
+#include "train/backend.h"
 #include "train/checkpointing.h"
 #include "train/model_pass.h"
 #include "train/parameter_store.h"
@@ -53,6 +60,7 @@ struct TrainerOptions {
   size_t device_budget_bytes = 0;
   size_t host_budget_bytes = 0;
   std::string device_label = "device cpu:0";  // names the device in out-of-memory errors
+  int cuda_device = -1;                       // >= 0: train on this CUDA device (backend.h)
   CheckpointPolicy checkpointing;
   Offload offload = Offload::kNone;
   OptimizerOptions optimizer;
@@ -124,6 +132,10 @@ class Trainer {
   // num_parameters() and shard().size().
   void Load(const float* params, const float* exp_avg, const float* exp_avg_sq, const int64_t* adam_step);
 
+  // dst[0, n) = src[0, n) where src is one of the pointers above (device memory on a GPU).
+  void CopyToHost(float* dst, const float* src, int64_t n) const;
+  const Backend& backend() const { return *backend_; }
+
   MemoryStats memory() const;
   void ResetPeak();
 
@@ -140,7 +152,8 @@ class Trainer {
   void CheckTokens(const int32_t* ids, const int32_t* positions, const int32_t* labels, int tokens) const;
   // In-place sum across ranks (no-op on one rank); adds the time blocked to *waited.
   void AllReduce(double* data, size_t count, double* waited);
-  void AllReduce(float* data, size_t count, double* waited);
+  // on_device: data is the backend's device memory (staged through the host on a GPU).
+  void AllReduce(float* data, size_t count, double* waited, bool on_device);
   // The optimizer update of the owned shard, wherever the offload mode keeps it.
   void UpdateShard(double lr, float clip);
   // Every rank gets every rank's updated shard.
@@ -151,9 +164,11 @@ class Trainer {
   std::shared_ptr<comm::Communicator> comm_;
   int rank_ = 0;
   int world_ = 1;
+  std::unique_ptr<Backend> backend_;
   std::shared_ptr<Arena> device_;
   std::shared_ptr<Arena> host_;
   ring::RingAttention attention_;
+  std::unique_ptr<model::ModelKernels> kernels_;
   ParameterStore store_;
   ShardedAdamW adam_;
   ModelPass pass_;

@@ -1,7 +1,8 @@
-// referenceQwen2ForwardBackward(config, params, ids, positions, labels, gradScale, grads | null)
-//   → Promise<{lossSum, count}>: the naive reference model (model/qwen2_reference.h) in the
-//   precision of params (Float32Array or Float64Array); writes grads when given. Tests hold the
-//   Qwen2 model and the trainer to it.
+// referenceQwen2ForwardBackward(config, params, ids, positions, labels, gradScale, grads | null,
+//   roundBf16?) → Promise<{lossSum, count}>: the naive reference model (model/qwen2_reference.h) in
+//   the precision of params (Float32Array or Float64Array); writes grads when given. Tests hold the
+//   Qwen2 model and the trainer to it. roundBf16: every stage's result rounded to bf16 (the naive
+//   bf16 implementation of the bf16 rule).
 #include <memory>
 
 #include "addon/napi_toolkit.h"
@@ -24,6 +25,11 @@ Napi::Value ReferenceOf(const Napi::CallbackInfo& info) {
        labels = TypedArg<int32_t>(info, 4, "labels", *pins);
   const double grad_scale = NumberArg(info, 5, "gradScale");
   auto grads = OptionalTypedArg<T>(info, 6, "grads", *pins);
+  bool round_bf16 = false;
+  if (info.Length() > 7 && !info[7].IsUndefined()) {
+    if (!info[7].IsBoolean()) throw Napi::TypeError::New(info.Env(), "roundBf16 must be a boolean");
+    round_bf16 = info[7].As<Napi::Boolean>().Value();
+  }
   return RunWithResult<cpu::CrossEntropyResult>(
       info.Env(), pins,
       [=] {
@@ -35,7 +41,7 @@ Napi::Value ReferenceOf(const Napi::CallbackInfo& info) {
         ExpectLength(grads, count, "the number of parameters");
         return model::ReferenceQwen2ForwardBackward<T>(config, params.data, ids.data, positions.data,
                                                        labels.data, static_cast<int>(ids.length), grad_scale,
-                                                       grads.data);
+                                                       grads.data, round_bf16);
       },
       [](Napi::Env env, cpu::CrossEntropyResult& r) -> Napi::Value {
         Napi::Object out = Napi::Object::New(env);
