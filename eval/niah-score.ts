@@ -54,7 +54,9 @@ export function foundFromCounts(
     );
   }
   if (counts.globalArgmaxCorrect < 0) {
-    throw new Error('this device backend does not count argmax hits (the CUDA cross-entropy): NIAH runs on CPU ranks');
+    throw new Error(
+      'this device backend does not count argmax hits (the CUDA cross-entropy): NIAH runs on CPU ranks',
+    );
   }
   return counts.globalArgmaxCorrect === answerTokens;
 }
