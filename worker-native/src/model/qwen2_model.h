@@ -40,9 +40,10 @@ struct ModelOptions {
 };
 
 struct StepLoss {
-  double loss_sum;             // Σ cross-entropy over counted tokens
-  int64_t tokens;              // counted tokens (labels != -100)
-  int64_t argmax_correct = 0;  // of those, tokens whose label is the strict argmax of the logits (-1: not counted)
+  double loss_sum;  // Σ cross-entropy over counted tokens
+  int64_t tokens;   // counted tokens (labels != -100)
+  int64_t argmax_correct =
+      0;  // of those, tokens whose label is the strict argmax of the logits (-1: not counted)
   double mean() const { return tokens > 0 ? loss_sum / static_cast<double>(tokens) : 0.0; }
 };
 
