@@ -191,7 +191,7 @@ const CE_ALIGN = 256;
  * The CUDA kernel table (model/cuda_model_kernels.cc, ring/cuda_ring_attention.cc): each linear
  * forward accumulates in a float32 buffer before the bf16 rounding; the flash backward adds into
  * float32 dq/dk/dv; the MLP backward holds bf16 dact, dgate and dup; the ring's K/V travel in bf16
- * and its dK/dV accumulators and running output in float32.
+ * and its dK/dV accumulators, running output and each step's partial output in float32.
  */
 function cudaScratch(dev: VirtualArena, s: Shape): KernelScratch {
   const { c, T, Q, KV, H, I, V, ring } = s;
@@ -208,7 +208,7 @@ function cudaScratch(dev: VirtualArena, s: Shape): KernelScratch {
         dev.alloc('ring_buffers', 2 * T * KV * bf16), // held
         dev.alloc('ring_buffers', 2 * T * KV * bf16), // arriving
         dev.alloc('ring_buffers', T * Q * f32), // the running output
-        dev.alloc('ring_buffers', T * Q * bf16), // a step's partial output
+        dev.alloc('ring_buffers', T * Q * f32), // a step's partial output (float32: merged unrounded)
         dev.alloc('ring_buffers', T * H * f32), // and its log-sum-exp
       ];
       dev.free(...ids);

@@ -64,15 +64,14 @@ void CudaRingAttention::Forward(const model::AttentionShape& shape, const void* 
 
   Tensor held = Tensor::Empty(arena_, {2 * kv}, DType::kBF16);
   Tensor arriving = Tensor::Empty(arena_, {2 * kv}, DType::kBF16);
-  Tensor out = Tensor::Empty(arena_, {qn});  // the running output, float32
-  Tensor part_o = Tensor::Empty(arena_, {qn}, DType::kBF16);
+  Tensor out = Tensor::Empty(arena_, {qn});     // the running output, float32
+  Tensor part_o = Tensor::Empty(arena_, {qn});  // float32: only the merged output is rounded
   Tensor part_lse = Tensor::Empty(arena_, {static_cast<int64_t>(L) * H});
   CUDA_CHECK(cudaMemcpyAsync(B(held), k, kv * sizeof(bf16), cudaMemcpyDeviceToDevice, stream_));
   CUDA_CHECK(cudaMemcpyAsync(B(held) + kv, v, kv * sizeof(bf16), cudaMemcpyDeviceToDevice, stream_));
 
-  cu::FlashAttentionForward({L, L, H, KVH, D, shape.scale}, cu::AttentionMask::kCausal, q, k, v, o, lse,
-                            stream_);
-  cu::Bf16ToFloat(out.data(), o, qn, stream_);
+  cu::FlashAttentionForward({L, L, H, KVH, D, shape.scale}, cu::AttentionMask::kCausal, q, k, v, out.data(),
+                            lse, stream_);
   for (int step = 1; step < world_; ++step) {
     staging_.SendRecv(B(held), block_bytes, next, B(arriving), block_bytes, prev, kTagKV);
     std::swap(held, arriving);
@@ -80,10 +79,10 @@ void CudaRingAttention::Forward(const model::AttentionShape& shape, const void* 
     const int64_t kv_off = static_cast<int64_t>(b.kv_begin) * KVH * D;
     const int64_t q_off = static_cast<int64_t>(b.q_begin) * H * D;
     cu::FlashAttentionForward({b.q_len, b.kv_len, H, KVH, D, shape.scale}, cu::AttentionMask::kNone,
-                              q + q_off, B(held) + kv_off, B(held) + kv + kv_off, B(part_o), part_lse.data(),
-                              stream_);
+                              q + q_off, B(held) + kv_off, B(held) + kv + kv_off, part_o.data(),
+                              part_lse.data(), stream_);
     cu::MergeAttentionPartial(b.q_len * H, D, out.data() + q_off, lse + static_cast<int64_t>(b.q_begin) * H,
-                              B(part_o), part_lse.data(), stream_);
+                              part_o.data(), part_lse.data(), stream_);
   }
   cu::FloatToBf16(o, out.data(), qn, stream_);
 }

@@ -49,6 +49,10 @@ void CheckAttentionDims(const AttentionDims& dims, AttentionMask mask);
 // Writes o and lse.
 void FlashAttentionForward(const AttentionDims& dims, AttentionMask mask, const bf16* q, const bf16* k,
                            const bf16* v, bf16* o, float* lse, cudaStream_t stream);
+// The same with o in float32, unrounded: ring attention merges its partial outputs in float32, so
+// only the merged result is rounded to bf16 (as a single-device forward rounds once).
+void FlashAttentionForward(const AttentionDims& dims, AttentionMask mask, const bf16* q, const bf16* k,
+                           const bf16* v, float* o, float* lse, cudaStream_t stream);
 
 // Bytes of workspace the backward needs (D = rowsum(dO ∘ O): one float per query row and head).
 size_t FlashAttentionBackwardWorkspaceBytes(const AttentionDims& dims);

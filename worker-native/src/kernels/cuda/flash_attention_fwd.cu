@@ -21,6 +21,7 @@ struct ForwardParams {
   const bf16* k;
   const bf16* v;
   bf16* o;
+  float* o_f32;  // when set, the output is written here in float32 instead of to o
   float* lse;
   int q_len, kv_len, heads, kv_heads, group;
   float scale_log2;  // softmax scale · log2(e): the kernel works with exp2
@@ -134,11 +135,17 @@ __global__ void __launch_bounds__(kThreads) FlashForwardKernel(ForwardParams p) 
     const int query = q0 + warp * 16 + g + 8 * r;
     if (query >= p.q_len) continue;
     const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-    bf16* out = p.o + static_cast<int64_t>(query) * q_row + static_cast<int64_t>(h) * D;
+    const int64_t at = static_cast<int64_t>(query) * q_row + static_cast<int64_t>(h) * D;
+    if (p.o_f32 != nullptr) {
 #pragma unroll
-    for (int nb = 0; nb < D / 8; ++nb) {
-      *reinterpret_cast<__nv_bfloat162*>(out + nb * 8 + 2 * t) =
-          __floats2bfloat162_rn(o_acc[nb][2 * r] * inv, o_acc[nb][2 * r + 1] * inv);
+      for (int nb = 0; nb < D / 8; ++nb)
+        *reinterpret_cast<float2*>(p.o_f32 + at + nb * 8 + 2 * t) =
+            make_float2(o_acc[nb][2 * r] * inv, o_acc[nb][2 * r + 1] * inv);
+    } else {
+#pragma unroll
+      for (int nb = 0; nb < D / 8; ++nb)
+        *reinterpret_cast<__nv_bfloat162*>(p.o + at + nb * 8 + 2 * t) =
+            __floats2bfloat162_rn(o_acc[nb][2 * r] * inv, o_acc[nb][2 * r + 1] * inv);
     }
     if (t == 0)
       p.lse[static_cast<int64_t>(query) * p.heads + h] =
@@ -175,16 +182,30 @@ void CheckAttentionDims(const AttentionDims& d, AttentionMask mask) {
   if (d.heads > 65535) bad("heads must be at most 65535, got " + std::to_string(d.heads));
 }
 
-void FlashAttentionForward(const AttentionDims& d, AttentionMask mask, const bf16* q, const bf16* k,
-                           const bf16* v, bf16* o, float* lse, cudaStream_t stream) {
+namespace {
+
+void Forward(const AttentionDims& d, AttentionMask mask, const bf16* q, const bf16* k, const bf16* v, bf16* o,
+             float* o_f32, float* lse, cudaStream_t stream) {
   CheckAttentionDims(d, mask);
   ForwardParams p{
-      q, k, v, o, lse, d.q_len, d.kv_len, d.heads, d.kv_heads, d.heads / d.kv_heads, d.scale * kLog2e};
+      q, k, v, o, o_f32, lse, d.q_len, d.kv_len, d.heads, d.kv_heads, d.heads / d.kv_heads, d.scale * kLog2e};
   const bool causal = mask == AttentionMask::kCausal;
   if (d.head_dim == 64)
     causal ? Launch<64, true>(p, stream) : Launch<64, false>(p, stream);
   else
     causal ? Launch<128, true>(p, stream) : Launch<128, false>(p, stream);
+}
+
+}  // namespace
+
+void FlashAttentionForward(const AttentionDims& d, AttentionMask mask, const bf16* q, const bf16* k,
+                           const bf16* v, bf16* o, float* lse, cudaStream_t stream) {
+  Forward(d, mask, q, k, v, o, nullptr, lse, stream);
+}
+
+void FlashAttentionForward(const AttentionDims& d, AttentionMask mask, const bf16* q, const bf16* k,
+                           const bf16* v, float* o, float* lse, cudaStream_t stream) {
+  Forward(d, mask, q, k, v, nullptr, o, lse, stream);
 }
 
 }  // namespace longctx::cuda

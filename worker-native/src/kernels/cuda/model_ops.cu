@@ -48,7 +48,7 @@ __global__ void ColumnSumAddKernel(float* dbias, const bf16* dout, int tokens, i
 }
 
 // One warp per row: every lane reads both log-sum-exps before lane 0 overwrites the row's.
-__global__ void MergeKernel(int rows, int head_dim, float* o, float* lse, const bf16* part_o,
+__global__ void MergeKernel(int rows, int head_dim, float* o, float* lse, const float* part_o,
                             const float* part_lse) {
   const int row = blockIdx.x * (blockDim.x / kWarpSize) + threadIdx.x / kWarpSize;
   const int lane = threadIdx.x % kWarpSize;
@@ -59,8 +59,8 @@ __global__ void MergeKernel(int rows, int head_dim, float* o, float* lse, const 
   const float merged = m + logf(expf(a - m) + expf(b - m));
   const float wa = expf(a - merged), wb = expf(b - merged);
   float* out = o + static_cast<int64_t>(row) * head_dim;
-  const bf16* part = part_o + static_cast<int64_t>(row) * head_dim;
-  for (int d = lane; d < head_dim; d += kWarpSize) out[d] = wa * out[d] + wb * __bfloat162float(part[d]);
+  const float* part = part_o + static_cast<int64_t>(row) * head_dim;
+  for (int d = lane; d < head_dim; d += kWarpSize) out[d] = wa * out[d] + wb * part[d];
   __syncwarp();
   if (lane == 0) lse[row] = merged;
 }
@@ -104,7 +104,7 @@ void ColumnSumAdd(float* dbias, const bf16* dout, int tokens, int features, cuda
   CUDA_CHECK(cudaGetLastError());
 }
 
-void MergeAttentionPartial(int rows, int head_dim, float* o, float* lse, const bf16* part_o,
+void MergeAttentionPartial(int rows, int head_dim, float* o, float* lse, const float* part_o,
                            const float* part_lse, cudaStream_t stream) {
   if (rows <= 0) return;
   constexpr int kRowsPerBlock = kThreads / kWarpSize;

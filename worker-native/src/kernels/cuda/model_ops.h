@@ -29,8 +29,8 @@ void BiasRound(bf16* out, const float* acc, const bf16* bias, int tokens, int fe
 void ColumnSumAdd(float* dbias, const bf16* dout, int tokens, int features, cudaStream_t stream);
 // Ring attention's merge of a partial result into the running one, per row (a query token and
 // head), in float32 (ARCHITECTURE.md): lse = log(e^lse + e^part_lse),
-// o = e^(lse_old − lse)·o + e^(part_lse − lse)·part_o. o [rows, head_dim] float32, part_o bf16.
-void MergeAttentionPartial(int rows, int head_dim, float* o, float* lse, const bf16* part_o,
+// o = e^(lse_old − lse)·o + e^(part_lse − lse)·part_o. o and part_o [rows, head_dim] float32.
+void MergeAttentionPartial(int rows, int head_dim, float* o, float* lse, const float* part_o,
                            const float* part_lse, cudaStream_t stream);
 // x[0, n) = value (cudaMemset cannot write -0.0f, the gather's identity).
 void Fill(float* x, int64_t n, float value, cudaStream_t stream);
