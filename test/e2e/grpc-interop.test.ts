@@ -18,6 +18,11 @@ import descriptorExt from 'protobufjs/ext/descriptor/index.js';
 import { startServer, type RunningServer } from '../../orchestrator/server.js';
 import { useRedis } from '../helpers/redis.js';
 
+// Registered before useRedis's: ava runs after-hooks in order, and the server must stop while its
+// Redis is still there.
+test.after.always(async () => {
+  await (await started)?.stop();
+});
 const redis = useRedis(test);
 const require = createRequire(import.meta.url);
 
@@ -101,9 +106,6 @@ const address = async () =>
       log: () => {},
     }))
   ).grpcAddress;
-test.after.always(async () => {
-  await (await started)?.stop();
-});
 
 test('grpc.health.v1.Health answers SERVING for the server and for each longctx service', async (t) => {
   const client = healthClient(await address());

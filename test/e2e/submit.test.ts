@@ -12,6 +12,13 @@ import { startServer, type RunningServer } from '../../orchestrator/server.js';
 import { controlService, type longctx } from '../../proto/services.js';
 import { useRedis } from '../helpers/redis.js';
 
+// Registered before useRedis's: ava runs after-hooks in order, and the server must stop (its
+// agent, queue and clients) while its Redis is still there, or they keep reconnecting to it.
+test.after.always(async () => {
+  client?.close();
+  await server?.stop();
+  if (root) await rm(root, { recursive: true, force: true });
+});
 const redis = useRedis(test);
 let root = '';
 let dataPath = '';
@@ -36,12 +43,6 @@ test.before(async () => {
     log: () => {},
   });
   client = new ControlClient(server.grpcAddress, credentials.createInsecure());
-});
-
-test.after.always(async () => {
-  client?.close();
-  await server?.stop();
-  if (root) await rm(root, { recursive: true, force: true });
 });
 
 function submit(specYaml: string): Promise<longctx.ISubmitJobResponse> {
