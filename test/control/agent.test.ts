@@ -282,7 +282,9 @@ test('the node queue entry shows the running job’s progress and stays as histo
   const finished = await waitFor('the finished entry', async () =>
     (await nodeQueue.getCompleted()).find((j) => j.id === `${id}.1`),
   );
-  t.is(finished.returnvalue, 'succeeded');
+  // 'stale' when BullMQ handed the entry out again after this file's 1 s lock lapsed under load
+  // (the attempt guards end such a second delivery at once); the job itself SUCCEEDED above.
+  t.true(['succeeded', 'stale'].includes(String(finished.returnvalue)), String(finished.returnvalue));
   t.like(finished.progress, { step: 1, totalSteps: 1 });
 });
 

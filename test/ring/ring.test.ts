@@ -217,7 +217,8 @@ test('bad shapes fail with a clear message before anything runs', async (t) => {
 
 test('a rank that dies mid-ring makes the others fail within the timeout, never hang', async (t) => {
   const started = Date.now();
-  const group = startRing(t, gqa, 4, 'zigzag', { timeoutMs: 2000 }, 2);
+  // 5 s: the four processes must first all meet (a loaded 2-core CI machine once took over 2 s).
+  const group = startRing(t, gqa, 4, 'zigzag', { timeoutMs: 5000 }, 2);
   const exits = await group.exited();
   const elapsed = Date.now() - started;
   t.is(exits[2]!.code, 3);

@@ -54,7 +54,7 @@ const FINAL_CODES = new Set<number>([
 type Stream = ClientDuplexStream<object, longctx.TelemetryCommand>;
 
 export class TelemetryClient {
-  private readonly client: InstanceType<typeof TelemetryClientConstructor>;
+  private client: InstanceType<typeof TelemetryClientConstructor>;
   private stream: Stream | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private retry: NodeJS.Timeout | undefined;
@@ -72,7 +72,7 @@ export class TelemetryClient {
   error: Error | undefined;
 
   constructor(
-    address: string,
+    private readonly address: string,
     private readonly identity: TelemetryIdentity,
     private readonly onCommand: (kind: TelemetryCommandKind, message: string) => void,
     options: number | TelemetryClientOptions = {},
@@ -134,6 +134,10 @@ export class TelemetryClient {
       this.retry = undefined;
       if (this.closed) return;
       this.reconnects++;
+      // A fresh channel: the old one may sit in grpc's own connection backoff (1 s growing to
+      // 120 s), which would hold the new stream back past the server's return.
+      this.client.close();
+      this.client = new TelemetryClientConstructor(this.address, credentials.createInsecure());
       if (this.dropped > 0)
         this.options.onStatus?.(`telemetry: ${this.dropped} reports dropped so far while disconnected`);
       this.open();
