@@ -10,6 +10,7 @@
 import { open, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
+import type { Qwen2Config } from '../core/model-config.js';
 import { readSafetensorsHeader, type SafetensorsHeader, type TensorEntry } from './safetensors.js';
 
 export const HF_CONFIG_FILE = 'config.json';
@@ -20,18 +21,8 @@ export class HfCheckpointError extends Error {
   override name = 'HfCheckpointError';
 }
 
-/** The config.json fields checked against the job's model (Hugging Face names). */
-export interface HfModelConfig {
-  hidden_size: number;
-  intermediate_size: number;
-  num_attention_heads: number;
-  num_key_value_heads: number;
-  num_hidden_layers: number;
-  vocab_size: number;
-  rope_theta: number;
-  rms_norm_eps: number;
-  tie_word_embeddings: boolean;
-}
+/** The config.json fields checked against the job's model: the model's own config type. */
+export type HfModelConfig = Qwen2Config;
 
 /** Where one tensor of the model goes in the flat float32 parameter buffer. */
 export interface TensorSlot {
