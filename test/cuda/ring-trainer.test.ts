@@ -4,19 +4,21 @@
 // sequence under the bf16 rule (reference.ts) as 1 rank does, and two ZeRO-1 steps on 2 ranks end
 // near the one-rank weights. Needs a GPU (and redis-server, for the rendezvous).
 import type { ExecutionContext } from 'ava';
-import { fileURLToPath } from 'node:url';
 
 import { startEmbeddedRedis } from '../../cluster/embedded-redis.js';
 import '../../worker-native/model.js';
-import { RankGroup } from '../../worker-native/host/rank-processes.js';
 import { native } from '../../worker-native/native.js';
 import { createTrainer, type TrainerOptions } from '../../worker-native/trainer.js';
 import { sequence, trainerOptions } from '../trainer/fixtures.js';
-import { runTrainerJob, type TrainerRankJob, type TrainerRankReport } from '../trainer/job.js';
+import {
+  runOnRankProcesses,
+  runTrainerJob,
+  type TrainerJob,
+  type TrainerRankReport,
+} from '../trainer/job.js';
 import { gpuTest } from './gpu.js';
 import { assertBf16Rule, toBf16 } from './reference.js';
 
-const rankMain = fileURLToPath(new URL('../trainer/rank-main.js', import.meta.url));
 const SEQ = 512; // 4 ranks: 8 zigzag chunks of 64 tokens
 const DATA_SEED = 4;
 /** Of the weights, at most this fraction may move the other way after two ZeRO-1 steps (below). */
@@ -43,7 +45,7 @@ const options: TrainerOptions = trainerOptions(
   },
 );
 
-type Job = Pick<TrainerRankJob, 'options' | 'seqLen' | 'dataSeed' | 'mode' | 'steps' | 'accumulation' | 'lr'>;
+type Job = TrainerJob;
 
 async function onRanks(t: ExecutionContext, world: number, job: Job): Promise<TrainerRankReport[]> {
   if (world === 1) {
@@ -57,27 +59,7 @@ async function onRanks(t: ExecutionContext, world: number, job: Job): Promise<Tr
   const redis = await startEmbeddedRedis();
   t.teardown(() => redis.stop());
   const prefix = `longctx/cuda-ring-test-${process.pid}-${world}-${job.mode}/1`;
-  const group = new RankGroup({
-    script: rankMain,
-    ranks: [...Array(world).keys()],
-    args: (rank) => [
-      JSON.stringify({
-        ...job,
-        rank,
-        world,
-        redisPort: redis.port,
-        prefix,
-        timeoutMs: 60_000,
-      } satisfies TrainerRankJob),
-    ],
-  });
-  t.teardown(() => group.stop());
-  return (await group.exited()).map((exit) => {
-    const r = exit.messages.find((m) => m.done === true) as TrainerRankReport | undefined;
-    if (!r?.ok)
-      throw new Error(`rank ${exit.rank} failed (${exit.code ?? exit.signal}): ${r?.error ?? exit.stderr}`);
-    return r;
-  });
+  return runOnRankProcesses(t, job, { world, redisPort: redis.port, prefix, timeoutMs: 60_000 });
 }
 
 /** The parameters every job starts from (the seed's init, perturbed as runTrainerJob does). */

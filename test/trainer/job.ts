@@ -1,6 +1,10 @@
 // A trainer test job, run the same way by a rank process (rank-main.ts) and in the test process
 // (the one-rank baseline): perturb the initial parameters, then accumulate and step on this rank's
 // zigzag shard of generated sequences.
+import type { ExecutionContext } from 'ava';
+import { fileURLToPath } from 'node:url';
+
+import { RankGroup } from '../../worker-native/host/rank-processes.js';
 import type { Trainer, TrainerOptions } from '../../worker-native/trainer.js';
 import { perturbParameters, rankTokens, sequence } from './fixtures.js';
 
@@ -108,4 +112,36 @@ export async function runTrainerJob(
     out.adamStep = state.adamStep;
   }
   return out;
+}
+
+/** What a test chooses of a job; the rank processes fill in who they are and where they meet. */
+export type TrainerJob = Pick<
+  TrainerRankJob,
+  'options' | 'seqLen' | 'dataSeed' | 'mode' | 'steps' | 'accumulation' | 'lr'
+>;
+
+const RANK_MAIN = fileURLToPath(new URL('./rank-main.js', import.meta.url));
+
+/**
+ * Runs the job on `world` rank processes (rank-main.ts) that meet through the Redis at `redisPort`
+ * under `prefix`; returns their reports in rank order, or throws naming the rank that failed.
+ */
+export async function runOnRankProcesses(
+  t: ExecutionContext,
+  job: TrainerJob,
+  where: { world: number; redisPort: number; prefix: string; timeoutMs: number },
+): Promise<TrainerRankReport[]> {
+  const { world } = where;
+  const group = new RankGroup({
+    script: RANK_MAIN,
+    ranks: [...Array(world).keys()],
+    args: (rank) => [JSON.stringify({ ...job, ...where, rank } satisfies TrainerRankJob)],
+  });
+  t.teardown(() => group.stop());
+  return (await group.exited()).map((exit) => {
+    const r = exit.messages.find((m) => m.done === true) as TrainerRankReport | undefined;
+    if (!r?.ok)
+      throw new Error(`rank ${exit.rank} failed (${exit.code ?? exit.signal}): ${r?.error ?? exit.stderr}`);
+    return r;
+  });
 }

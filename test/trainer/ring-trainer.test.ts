@@ -20,39 +20,19 @@ import {
 import { maxAbsError, random } from '../kernels/numeric.js';
 import { useRedis } from '../helpers/redis.js';
 import { bitwiseEqual, IGNORE, sequence, tinyConfig, trainerOptions } from './fixtures.js';
-import { runTrainerJob, type TrainerRankJob, type TrainerRankReport } from './job.js';
+import { runOnRankProcesses, runTrainerJob, type TrainerJob, type TrainerRankReport } from './job.js';
 
 native().setBlasThreads(1);
 const redis = useRedis(test);
 const rankMain = fileURLToPath(new URL('./rank-main.js', import.meta.url));
 let prefixes = 0;
 
-type Job = Pick<TrainerRankJob, 'options' | 'seqLen' | 'dataSeed' | 'mode' | 'steps' | 'accumulation' | 'lr'>;
+type Job = TrainerJob;
 
 /** Runs the job on `world` rank processes; returns their reports in rank order. */
-async function onRanks(t: ExecutionContext, world: number, job: Job): Promise<TrainerRankReport[]> {
+function onRanks(t: ExecutionContext, world: number, job: Job): Promise<TrainerRankReport[]> {
   const prefix = `longctx/trainer-test-${process.pid}-${prefixes++}/1`;
-  const group = new RankGroup({
-    script: rankMain,
-    ranks: [...Array(world).keys()],
-    args: (rank) => [
-      JSON.stringify({
-        ...job,
-        rank,
-        world,
-        redisPort: redis().port,
-        prefix,
-        timeoutMs: 30_000,
-      } satisfies TrainerRankJob),
-    ],
-  });
-  t.teardown(() => group.stop());
-  return (await group.exited()).map((exit) => {
-    const r = exit.messages.find((m) => m.done === true) as TrainerRankReport | undefined;
-    if (!r?.ok)
-      throw new Error(`rank ${exit.rank} failed (${exit.code ?? exit.signal}): ${r?.error ?? exit.stderr}`);
-    return r;
-  });
+  return runOnRankProcesses(t, job, { world, redisPort: redis().port, prefix, timeoutMs: 30_000 });
 }
 
 /** The same job on one rank, in this process. */
