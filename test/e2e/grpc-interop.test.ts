@@ -18,12 +18,11 @@ import descriptorExt from 'protobufjs/ext/descriptor/index.js';
 import { startServer, type RunningServer } from '../../orchestrator/server.js';
 import { useRedis } from '../helpers/redis.js';
 
-// Registered before useRedis's: ava runs after-hooks in order, and the server must stop while its
-// Redis is still there.
-test.after.always(async () => {
-  await (await started)?.stop();
+const redis = useRedis(test, {
+  stopFirst: async () => {
+    await (await started)?.stop();
+  },
 });
-const redis = useRedis(test);
 const require = createRequire(import.meta.url);
 
 type Callback<T> = (err: ServiceError | null, value: T) => void;

@@ -12,14 +12,15 @@ import { startServer, type RunningServer } from '../../orchestrator/server.js';
 import { controlService, type longctx } from '../../proto/services.js';
 import { useRedis } from '../helpers/redis.js';
 
-// Registered before useRedis's: ava runs after-hooks in order, and the server must stop (its
-// agent, queue and clients) while its Redis is still there, or they keep reconnecting to it.
+const redis = useRedis(test, {
+  stopFirst: async () => {
+    client?.close();
+    await server?.stop();
+  },
+});
 test.after.always(async () => {
-  client?.close();
-  await server?.stop();
   if (root) await rm(root, { recursive: true, force: true });
 });
-const redis = useRedis(test);
 let root = '';
 let dataPath = '';
 let shortPath = '';
