@@ -105,35 +105,44 @@ gpuTest('residual add rounds the exact sum once', async (t, cuda) => {
   );
 });
 
+// Both implementations under the bf16 rule: our tiled kernel always, cuBLASLt where the host has it
+// (opened at run time; on a GPU host without it the test says so and checks the tiled kernel only).
 gpuTest(
-  'GEMM: every transpose, ragged edges, beta accumulation, float32 and bf16 results',
+  'GEMM (tiled and cuBLASLt): every transpose, ragged edges, beta accumulation, float32 and bf16 results',
   async (t, cuda) => {
+    const backends = cuda.cudaBackendInfo().cublasLt
+      ? (['tiled', 'cublasLt'] as const)
+      : (['tiled'] as const);
+    if (backends.length === 1)
+      t.log(`cuBLASLt not usable here: ${cuda.cudaBackendInfo().libraries.cublasLt.error}`);
     const rand = random(5);
     // m, n, k off the 128/128/32 tiles. 136×104×72: every leading dimension a multiple of 8, so the
     // 16-byte cp.async path with zero-filled edge chunks; 65×257×37: the element-by-element path.
-    for (const [m, n, k] of [
-      [136, 104, 72],
-      [65, 257, 37],
-    ] as const) {
-      for (const transA of [false, true])
-        for (const transB of [false, true])
-          for (const out of ['float32', 'bf16'] as const) {
-            const opts = { m, n, k, transA, transB, alpha: 0.5, beta: 2, out, backend: 'tiled' as const };
-            const a = bf16Tensor(m * k, rand),
-              b = bf16Tensor(k * n, rand);
-            const c = out === 'bf16' ? bf16Tensor(m * n, rand) : Float32Array.from(bf16Tensor(m * n, rand));
-            const got = await cuda.cudaGemm(opts, a, b, c);
-            const name = `${m}x${n}x${k} ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'} ${out}`;
-            const truth = gemm(opts, a, b, c, exact);
-            // A naive bf16 GEMM rounds its result to bf16; the float32 path must do much better.
-            assertBf16Rule(t, name, got.c, gemm(opts, a, b, c, toBf16), truth);
-            if (out === 'float32') t.true(maxAbsError(got.c, truth) < 1e-4, `${name}: float32 accumulation`);
-          }
-    }
+    for (const backend of backends)
+      for (const [m, n, k] of [
+        [136, 104, 72],
+        [65, 257, 37],
+      ] as const) {
+        for (const transA of [false, true])
+          for (const transB of [false, true])
+            for (const out of ['float32', 'bf16'] as const) {
+              const opts = { m, n, k, transA, transB, alpha: 0.5, beta: 2, out, backend };
+              const a = bf16Tensor(m * k, rand),
+                b = bf16Tensor(k * n, rand);
+              const c = out === 'bf16' ? bf16Tensor(m * n, rand) : Float32Array.from(bf16Tensor(m * n, rand));
+              const got = await cuda.cudaGemm(opts, a, b, c);
+              const name = `${backend} ${m}x${n}x${k} ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'} ${out}`;
+              const truth = gemm(opts, a, b, c, exact);
+              // A naive bf16 GEMM rounds its result to bf16; the float32 path must do much better.
+              assertBf16Rule(t, name, got.c, gemm(opts, a, b, c, toBf16), truth);
+              if (out === 'float32')
+                t.true(maxAbsError(got.c, truth) < 1e-4, `${name}: float32 accumulation`);
+            }
+      }
   },
 );
 
-gpuTest('GEMM auto backend (cuBLASLt when built with it) agrees with the tiled kernel', async (t, cuda) => {
+gpuTest('GEMM auto backend (cuBLASLt when the host has it) agrees with the tiled kernel', async (t, cuda) => {
   const rand = random(6);
   const opts = { m: 256, n: 192, k: 320, transB: true };
   const a = bf16Tensor(256 * 320, rand),

@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "kernels/cuda/cublaslt_api.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_utils.cuh"
 #include "kernels/cuda/gemm.h"
@@ -221,13 +222,12 @@ void Dispatch(bool trans_a, bool trans_b, int m, int n, int k, float alpha, cons
               GemmBackend backend) {
   CheckGemm(trans_a, trans_b, m, n, k, lda, ldb, ldc);
   if (backend == GemmBackend::kCublasLt && !HaveCublasLt())
-    throw std::invalid_argument("gemm: the cuBLASLt backend was asked for, but this build has no cuBLASLt");
+    throw std::invalid_argument("gemm: the cuBLASLt backend was asked for, but it is not usable here (" +
+                                lt::CublasLt().error + ")");
   if (m == 0 || n == 0) return;
   if (backend != GemmBackend::kTiled && HaveCublasLt()) {
-#ifdef LONGCTX_HAVE_CUBLASLT
     GemmCublasLt(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, c_bf16, ldc, stream);
     return;
-#endif
   }
   GemmParams p{m,
                n,
@@ -247,14 +247,6 @@ void Dispatch(bool trans_a, bool trans_b, int m, int n, int k, float alpha, cons
 }
 
 }  // namespace
-
-bool HaveCublasLt() {
-#ifdef LONGCTX_HAVE_CUBLASLT
-  return true;
-#else
-  return false;
-#endif
-}
 
 void Gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const bf16* a, int lda, const bf16* b,
           int ldb, float beta, float* c, int ldc, cudaStream_t stream, GemmBackend backend) {

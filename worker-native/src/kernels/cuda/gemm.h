@@ -7,9 +7,9 @@
 // din = dout · W and dW += doutᵀ · in (trans_a, beta = 1). With beta = 0, C is not read (it may
 // hold garbage or NaN).
 //
-// Two implementations: cuBLASLt when the build found it (LONGCTX_HAVE_CUBLASLT; the fastest on
-// every GPU), and our own tiled tensor-core kernel, which needs nothing but the CUDA runtime and
-// is what a build without cuBLAS runs. kAuto picks cuBLASLt when present.
+// Two implementations: cuBLASLt when the host has it (opened at run time, cublaslt_api.h; the
+// fastest on every GPU), and our own tiled tensor-core kernel, which needs nothing but the CUDA
+// runtime and is what a host without cuBLAS runs. kAuto picks cuBLASLt when present.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -20,11 +20,11 @@ namespace longctx::cuda {
 
 enum class GemmBackend { kAuto, kTiled, kCublasLt };
 
-// True when this build has the cuBLASLt path.
+// True when cuBLASLt was found and loaded (cublaslt_api.h says where, or why not).
 bool HaveCublasLt();
 
 // Throws std::invalid_argument for negative sizes, leading dimensions too small for the stored
-// shapes, or kCublasLt in a build without it.
+// shapes, or kCublasLt on a host without it.
 void Gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const bf16* a, int lda, const bf16* b,
           int ldb, float beta, float* c, int ldc, cudaStream_t stream,
           GemmBackend backend = GemmBackend::kAuto);
@@ -32,8 +32,8 @@ void Gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const bf
           int ldb, float beta, bf16* c, int ldc, cudaStream_t stream,
           GemmBackend backend = GemmBackend::kAuto);
 
-// The cuBLASLt path (gemm_cublaslt.cu), defined only when LONGCTX_HAVE_CUBLASLT; c_bf16 says which
-// type c points to.
+// The cuBLASLt path (gemm_cublaslt.cu), callable only when HaveCublasLt(); c_bf16 says which type
+// c points to.
 void GemmCublasLt(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const bf16* a, int lda,
                   const bf16* b, int ldb, float beta, void* c, bool c_bf16, int ldc, cudaStream_t stream);
 
