@@ -51,6 +51,12 @@ export interface TrainerOptions {
    * device, named in out-of-memory errors (default 'cpu:<rank>').
    */
   device?: string;
+  /**
+   * How CUDA ranks exchange device memory: 'auto' (default; NCCL when the host has it, else gloo
+   * host staging), 'nccl' (fail when it is missing) or 'staged'. Every rank must pass the same.
+   * Several ranks sharing one GPU need 'staged': NCCL refuses two ranks on one device.
+   */
+  collectives?: 'auto' | 'nccl' | 'staged';
 }
 
 /** Arena counters in bytes; peaks since creation or the last resetPeak(). */
@@ -137,6 +143,8 @@ export interface Trainer {
   readonly offload: Offload;
   /** Where it trains: 'cpu' or 'cuda:<index>'. */
   readonly backend: string;
+  /** How device memory travels between ranks, in words (a CUDA rank of a multi-rank job); else empty. */
+  readonly collectives: string;
   /** Hugging Face names and flat offsets, in the order of the HF state dict. */
   parameterViews(): ParameterView[];
   /**

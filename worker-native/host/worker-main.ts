@@ -28,6 +28,19 @@ import { runTrainingLoop } from './training-loop.js';
 /** Host memory an emulated device's offloaded state may use (the node's RAM is the real limit). */
 const HOST_BUDGET_BYTES = 64 * 2 ** 30;
 
+/**
+ * LONGCTX_GPU_COLLECTIVES, as the agent's environment passes it on: 'auto' (default), 'nccl' or
+ * 'staged' (kernels/cuda/device_collectives.h); an ops knob for debugging a NCCL problem.
+ */
+function gpuCollectives(env: NodeJS.ProcessEnv): 'auto' | 'nccl' | 'staged' {
+  const value = env.LONGCTX_GPU_COLLECTIVES ?? 'auto';
+  if (value === 'auto' || value === 'nccl' || value === 'staged') return value;
+  throw markPermanent(
+    new Error(`LONGCTX_GPU_COLLECTIVES must be 'auto', 'nccl' or 'staged', got '${value}'`),
+    'bad-config',
+  );
+}
+
 function log(launch: RankLaunch, message: string): void {
   process.stdout.write(`[${new Date().toISOString()}] rank ${launch.rank}/${launch.worldSize}: ${message}\n`);
 }
@@ -117,7 +130,9 @@ async function main(): Promise<void> {
       deviceBudgetBytes: launch.deviceBudgetBytes,
       hostBudgetBytes: HOST_BUDGET_BYTES,
       // A rank launched on a CUDA device trains there; otherwise on its emulated CPU device.
-      ...(launch.deviceKind === 'cuda' ? { device: `cuda:${launch.deviceIndex}` } : {}),
+      ...(launch.deviceKind === 'cuda'
+        ? { device: `cuda:${launch.deviceIndex}`, collectives: gpuCollectives(process.env) }
+        : {}),
       activationCheckpointing: spec.activation_checkpointing,
       offload: spec.offload,
       optimizer: {
@@ -129,6 +144,7 @@ async function main(): Promise<void> {
       },
     };
     const trainer = await asPermanent('bad-config', () => addon.createTrainer(comm, trainerOptions));
+    if (trainer.collectives) log(launch, `device collectives: ${trainer.collectives}`);
     const data = await asPermanent('bad-data', () => openTokenFile(spec.data.path));
     if (data.index.tokenizer.vocabSize > spec.model.config.vocab_size) {
       throw markPermanent(

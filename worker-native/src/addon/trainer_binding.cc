@@ -125,6 +125,10 @@ train::TrainerOptions OptionsFromJs(const Napi::CallbackInfo& info, Napi::Object
       t.cuda_device = std::stoi(index);
     }
   }
+  t.collectives = StringField(o, "options", "collectives", t.collectives);
+  if (t.collectives != "auto" && t.collectives != "nccl" && t.collectives != "staged")
+    ThrowTypeError(info.Env(),
+                   "options.collectives must be 'auto', 'nccl' or 'staged', got '" + t.collectives + "'");
   return t;
 }
 
@@ -454,6 +458,7 @@ Napi::Object TrainerObject(Napi::Env env, std::unique_ptr<Trainer> trainer) {
   out.Set("activationCheckpointing", t.options().checkpointing.name());
   out.Set("offload", train::OffloadName(t.options().offload));
   out.Set("backend", t.backend().name());
+  out.Set("collectives", t.backend().collectives());
   auto method = [&](const char* name, Method fn) {
     out.Set(name, Napi::Function::New(
                       env, [h, fn](const Napi::CallbackInfo& info) { return fn(info, h); }, name));

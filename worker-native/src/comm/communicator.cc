@@ -142,6 +142,8 @@ Communicator::Communicator(const CommOptions& options, std::shared_ptr<gloo::Con
     : rank_(options.rank),
       size_(options.size),
       prefix_(options.prefix),
+      redis_host_(options.redis_host),
+      redis_port_(options.redis_port),
       timeout_(options.timeout),
       context_(std::move(context)),
       peer_addresses_(std::move(peer_addresses)) {}

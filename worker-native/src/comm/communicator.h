@@ -125,6 +125,9 @@ class Communicator {
   int rank() const { return rank_; }
   int size() const { return size_; }
   const std::string& prefix() const { return prefix_; }
+  // The Redis of the rendezvous: what a GPU communicator (NCCL) meets through as well.
+  const std::string& redis_host() const { return redis_host_; }
+  int redis_port() const { return redis_port_; }
   std::chrono::milliseconds timeout() const { return timeout_; }
 
   // Returns once every rank has entered the barrier.
@@ -171,6 +174,8 @@ class Communicator {
   const int rank_;
   const int size_;
   const std::string prefix_;
+  const std::string redis_host_;
+  const int redis_port_;
   const std::chrono::milliseconds timeout_;
   std::shared_ptr<gloo::Context> context_;
   // "[127.0.0.1]:40123" → rank, to name the peer in gloo's connection errors.

@@ -36,14 +36,9 @@ const bf16* B(const void* p) { return static_cast<const bf16*>(p); }
 
 }  // namespace
 
-CudaRingAttention::CudaRingAttention(comm::Communicator& comm, std::shared_ptr<Arena> arena,
-                                     cudaStream_t stream)
-    : collectives_(comm),
-      arena_(std::move(arena)),
-      stream_(stream),
-      staging_(collectives_, stream),
-      rank_(comm.rank()),
-      world_(comm.size()) {}
+CudaRingAttention::CudaRingAttention(cuda::DeviceCollectives& collectives, int rank, int world,
+                                     std::shared_ptr<Arena> arena, cudaStream_t stream)
+    : collectives_(collectives), arena_(std::move(arena)), stream_(stream), rank_(rank), world_(world) {}
 
 CudaRingAttention::Block CudaRingAttention::BlockAt(int step, int local_len) const {
   const int c = local_len / 2;
@@ -70,11 +65,17 @@ void CudaRingAttention::Forward(const model::AttentionShape& shape, const void* 
   CUDA_CHECK(cudaMemcpyAsync(B(held), k, kv * sizeof(bf16), cudaMemcpyDeviceToDevice, stream_));
   CUDA_CHECK(cudaMemcpyAsync(B(held) + kv, v, kv * sizeof(bf16), cudaMemcpyDeviceToDevice, stream_));
 
+  // The block for step 1 travels while the local causal block computes.
+  collectives_.StartSendRecv(B(held), block_bytes, next, B(arriving), block_bytes, prev, kTagKV);
   cu::FlashAttentionForward({L, L, H, KVH, D, shape.scale}, cu::AttentionMask::kCausal, q, k, v, out.data(),
                             lse, stream_);
   for (int step = 1; step < world_; ++step) {
-    staging_.SendRecv(B(held), block_bytes, next, B(arriving), block_bytes, prev, kTagKV);
+    collectives_.JoinSendRecv();
     std::swap(held, arriving);
+    // `arriving` now holds the block of the step before, which the kernels issued so far may still
+    // read: the exchange starts after them on the stream's order.
+    if (step + 1 < world_)
+      collectives_.StartSendRecv(B(held), block_bytes, next, B(arriving), block_bytes, prev, kTagKV);
     const Block b = BlockAt(step, L);
     const int64_t kv_off = static_cast<int64_t>(b.kv_begin) * KVH * D;
     const int64_t q_off = static_cast<int64_t>(b.q_begin) * H * D;
@@ -109,14 +110,20 @@ void CudaRingAttention::Backward(const model::AttentionShape& shape, const void*
   CUDA_CHECK(cudaMemcpyAsync(B(held), k, kv * sizeof(bf16), cudaMemcpyDeviceToDevice, stream_));
   CUDA_CHECK(cudaMemcpyAsync(B(held) + kv, v, kv * sizeof(bf16), cudaMemcpyDeviceToDevice, stream_));
 
-  // Step 0: the local causal block starts the journey of this rank's own accumulator.
+  // Step 0: the local causal block starts the journey of this rank's own accumulator, while the
+  // K/V block of step 1 travels.
+  collectives_.StartSendRecv(B(held), block_bytes, next, B(arriving), block_bytes, prev, kTagKV);
   cu::FlashAttentionBackward(local, cu::AttentionMask::kCausal, q, k, v, o, lse, dout, dq32.data(),
                              grad_out.data(), grad_out.data() + kv, workspace.raw(), stream_);
   for (int step = 1; step < world_; ++step) {
-    staging_.SendRecv(B(held), block_bytes, next, B(arriving), block_bytes, prev, kTagKV);
+    collectives_.JoinSendRecv();
     std::swap(held, arriving);
     // The accumulator of the block now held comes from rank-1, which computed on it last step.
-    staging_.SendRecv(grad_out.data(), grad_bytes, next, grad_in.data(), grad_bytes, prev, kTagGradKV);
+    collectives_.StartSendRecv(grad_out.data(), grad_bytes, next, grad_in.data(), grad_bytes, prev,
+                               kTagGradKV);
+    collectives_.JoinSendRecv();
+    if (step + 1 < world_)
+      collectives_.StartSendRecv(B(held), block_bytes, next, B(arriving), block_bytes, prev, kTagKV);
     const Block b = BlockAt(step, L);
     const int64_t kv_off = static_cast<int64_t>(b.kv_begin) * KVH * D;
     const int64_t q_off = static_cast<int64_t>(b.q_begin) * H * D;
@@ -128,7 +135,8 @@ void CudaRingAttention::Backward(const model::AttentionShape& shape, const void*
     std::swap(grad_in, grad_out);
   }
   // The last hop brings this rank's own accumulator home, complete.
-  staging_.SendRecv(grad_out.data(), grad_bytes, next, grad_in.data(), grad_bytes, prev, kTagGradKV);
+  collectives_.StartSendRecv(grad_out.data(), grad_bytes, next, grad_in.data(), grad_bytes, prev, kTagGradKV);
+  collectives_.JoinSendRecv();
   cu::FloatToBf16(B(dq), dq32.data(), qn, stream_);
   cu::FloatToBf16(B(dk), grad_in.data(), kv, stream_);
   cu::FloatToBf16(B(dv), grad_in.data() + kv, kv, stream_);

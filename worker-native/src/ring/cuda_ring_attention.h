@@ -1,15 +1,16 @@
 // Zigzag ring attention on a CUDA device: the same schedule as the CPU ring (ring_attention.h),
-// with the flash kernels of kernels/cuda and the transfers staged through pinned host memory to
-// the gloo communicator (kernels/cuda/host_staging.h) — how several ranks share one GPU, and the
-// fallback where there is no NCCL.
+// with the flash kernels of kernels/cuda and the transfers through the rank's DeviceCollectives
+// (kernels/cuda/device_collectives.h): NCCL, or gloo host staging where there is no NCCL or
+// several ranks share one GPU.
 //
 // Precision: q, k, v, o and the K/V blocks that travel are bf16; the running output, the
 // log-sum-exp, dq and the travelling dK/dV accumulators are float32, rounded to bf16 once at the
 // end (the merge through the log-sum-exp is ARCHITECTURE.md's, in float32).
 //
-// Not yet: overlapping the transfers with the attention kernels. HostStaging's SendRecv waits for
-// both transfers, so each ring step sends, then computes (the CPU ring posts the next block's
-// transfer before computing on the current one).
+// Overlap: the K/V block of step s+1 is on its way while step s computes (started before the
+// kernels, joined after them), as in the CPU ring. Over NCCL the transfer runs on its own stream
+// beside the kernels; with host staging it completes before the kernels start, so nothing overlaps.
+// In the backward the dK/dV accumulator travels only once the step that adds to it is done.
 //
 // Compiled only in a build with CUDA (LONGCTX_WITH_CUDA).
 #pragma once
@@ -19,9 +20,8 @@
 
 #include <memory>
 
-#include "comm/communicator.h"
 #include "kernels/cuda/bf16.h"
-#include "kernels/cuda/host_staging.h"
+#include "kernels/cuda/device_collectives.h"
 #include "model/cuda_model_kernels.h"
 #include "model/sequence_attention.h"
 #include "tensor/arena.h"
@@ -30,8 +30,10 @@ namespace longctx::ring {
 
 class CudaRingAttention final : public model::DeviceSequenceAttention {
  public:
-  // Keeps a reference to `comm`; scratch comes from `arena` (device memory), work goes on `stream`.
-  CudaRingAttention(comm::Communicator& comm, std::shared_ptr<Arena> arena, cudaStream_t stream);
+  // Keeps a reference to `collectives` (ordered on `stream`); scratch comes from `arena` (device
+  // memory), work goes on `stream`.
+  CudaRingAttention(cuda::DeviceCollectives& collectives, int rank, int world, std::shared_ptr<Arena> arena,
+                    cudaStream_t stream);
 
   // This rank's shape.tokens tokens (its two zigzag chunks, in local order), bf16. Writes o and lse.
   void Forward(const model::AttentionShape& shape, const void* q, const void* k, const void* v, void* o,
@@ -47,10 +49,9 @@ class CudaRingAttention final : public model::DeviceSequenceAttention {
   };
   Block BlockAt(int step, int local_len) const;
 
-  cuda::CommunicatorCollectives collectives_;
+  cuda::DeviceCollectives& collectives_;
   std::shared_ptr<Arena> arena_;
   cudaStream_t stream_;
-  cuda::HostStaging staging_;
   int rank_;
   int world_;
 };

@@ -67,6 +67,9 @@ class Backend {
   virtual void Fill(float* x, int64_t n, float value) = 0;
   // In place: the sum across the communicator's ranks of device memory.
   virtual void AllReduceSum(comm::Communicator& comm, float* data, size_t count) = 0;
+  // How device memory travels between ranks, for the job's log ("NCCL 2.27.3 (...)", or why not);
+  // empty where nothing travels yet or the ranks use the CPU communicator directly.
+  virtual std::string collectives() const { return ""; }
 
  protected:
   explicit Backend(DType compute_type) : compute_type_(compute_type) {}
@@ -81,7 +84,9 @@ std::unique_ptr<Backend> MakeCpuBackend(const std::string& device_label, size_t 
 
 // CUDA device `index` (train/cuda_backend.cc); throws std::runtime_error in a build without CUDA or
 // when the device does not exist.
+// `collectives`: "auto", "nccl" or "staged" (kernels/cuda/device_collectives.h).
 std::unique_ptr<Backend> MakeCudaBackend(int index, const std::string& device_label,
-                                         size_t device_budget_bytes, size_t host_budget_bytes);
+                                         size_t device_budget_bytes, size_t host_budget_bytes,
+                                         const std::string& collectives);
 
 }  // namespace longctx::train

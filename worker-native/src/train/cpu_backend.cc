@@ -57,7 +57,7 @@ std::unique_ptr<Backend> MakeCpuBackend(const std::string& device_label, size_t 
 }
 
 #ifndef LONGCTX_WITH_CUDA
-std::unique_ptr<Backend> MakeCudaBackend(int index, const std::string&, size_t, size_t) {
+std::unique_ptr<Backend> MakeCudaBackend(int index, const std::string&, size_t, size_t, const std::string&) {
   throw std::runtime_error(
       "device cuda:" + std::to_string(index) +
       ": this addon was built without CUDA (rebuild with nvcc on PATH, LONGCTX_CUDA=on)");

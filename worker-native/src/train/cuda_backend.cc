@@ -18,8 +18,8 @@
 #include "kernels/cuda/arena_ledger.h"
 #include "kernels/cuda/bf16.h"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/device_collectives.h"
 #include "kernels/cuda/elementwise.h"
-#include "kernels/cuda/host_staging.h"
 #include "kernels/cuda/model_ops.h"
 #include "kernels/cuda/optimizer.h"
 #include "model/cuda_model_kernels.h"
@@ -102,8 +102,8 @@ size_t ReservableBytes(size_t budget) {
 class CudaBackend final : public Backend {
  public:
   CudaBackend(int index, const std::string& device_label, size_t device_budget_bytes,
-              size_t host_budget_bytes)
-      : Backend(DType::kBF16), index_(index) {
+              size_t host_budget_bytes, cu::CollectivesChoice collectives)
+      : Backend(DType::kBF16), index_(index), collectives_choice_(collectives) {
     int count = 0;
     if (cudaGetDeviceCount(&count) != cudaSuccess) {
       cudaGetLastError();
@@ -128,6 +128,7 @@ class CudaBackend final : public Backend {
     cudaSetDevice(index_);
     cudaStreamSynchronize(copy_);
     cudaStreamSynchronize(stream_);
+    collectives_.reset();  // before the streams it is ordered on
     sums_.Release();
     // The arenas may outlive this object (Tensors hold them): they free into their sources, which
     // only need the device, not the streams.
@@ -144,7 +145,8 @@ class CudaBackend final : public Backend {
                                                    comm::Communicator* comm) override {
     std::unique_ptr<model::DeviceSequenceAttention> ring;
     if (comm != nullptr && comm->size() > 1)
-      ring = std::make_unique<ring::CudaRingAttention>(*comm, device_, stream_);
+      ring = std::make_unique<ring::CudaRingAttention>(CollectivesFor(*comm), comm->rank(), comm->size(),
+                                                       device_, stream_);
     return std::make_unique<model::CudaModelKernels>(device_, stream_, std::move(ring));
   }
   void Activate() override { CUDA_CHECK(cudaSetDevice(index_)); }
@@ -153,6 +155,9 @@ class CudaBackend final : public Backend {
     if (bytes == 0) return;
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream_));
     CUDA_CHECK(cudaStreamSynchronize(stream_));
+    // A collective that failed asynchronously let the stream run on with what it had: say so
+    // before anyone reads the result.
+    if (collectives_) collectives_->ThrowIfFailed();
   }
   // The copy stream waits for the compute work issued so far (dst may have been freed by it a moment
   // ago), then copies from pinned memory by DMA while the compute stream goes on.
@@ -190,13 +195,26 @@ class CudaBackend final : public Backend {
   }
   void Fill(float* x, int64_t n, float value) override { cu::Fill(x, n, value, stream_); }
   void AllReduceSum(comm::Communicator& comm, float* data, size_t count) override {
-    cu::CommunicatorCollectives collectives(comm);
-    cu::HostStaging staging(collectives, stream_);
-    staging.AllReduceSum(data, count);
+    CollectivesFor(comm).AllReduceSum(data, count);
+  }
+  std::string collectives() const override {
+    if (!collectives_) return "";
+    return collectives_note_.empty() ? collectives_->description() : collectives_note_;
   }
 
  private:
+  // Made on first use, which every rank reaches at the same point (NCCL's init is collective).
+  cu::DeviceCollectives& CollectivesFor(comm::Communicator& comm) {
+    if (!collectives_)
+      collectives_ =
+          cu::MakeDeviceCollectives(comm, index_, stream_, collectives_choice_, &collectives_note_);
+    return *collectives_;
+  }
+
   int index_;
+  cu::CollectivesChoice collectives_choice_;
+  std::unique_ptr<cu::DeviceCollectives> collectives_;
+  std::string collectives_note_;  // why NCCL is not used, when it is not
   cudaStream_t stream_ = nullptr;
   cudaStream_t copy_ = nullptr;  // the prefetch of offloaded weights (CopyAsync)
   cudaEvent_t issued_ = nullptr;
@@ -209,8 +227,10 @@ class CudaBackend final : public Backend {
 }  // namespace
 
 std::unique_ptr<Backend> MakeCudaBackend(int index, const std::string& device_label,
-                                         size_t device_budget_bytes, size_t host_budget_bytes) {
-  return std::make_unique<CudaBackend>(index, device_label, device_budget_bytes, host_budget_bytes);
+                                         size_t device_budget_bytes, size_t host_budget_bytes,
+                                         const std::string& collectives) {
+  return std::make_unique<CudaBackend>(index, device_label, device_budget_bytes, host_budget_bytes,
+                                       cu::ParseCollectivesChoice(collectives));
 }
 
 }  // namespace longctx::train

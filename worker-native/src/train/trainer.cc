@@ -25,7 +25,8 @@ int WorldOf(const std::shared_ptr<comm::Communicator>& comm) { return comm ? com
 
 std::unique_ptr<Backend> MakeBackend(const TrainerOptions& o) {
   if (o.cuda_device < 0) return MakeCpuBackend(o.device_label, o.device_budget_bytes, o.host_budget_bytes);
-  return MakeCudaBackend(o.cuda_device, o.device_label, o.device_budget_bytes, o.host_budget_bytes);
+  return MakeCudaBackend(o.cuda_device, o.device_label, o.device_budget_bytes, o.host_budget_bytes,
+                         o.collectives);
 }
 
 }  // namespace

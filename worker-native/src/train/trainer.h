@@ -61,6 +61,9 @@ struct TrainerOptions {
   size_t host_budget_bytes = 0;
   std::string device_label = "device cpu:0";  // names the device in out-of-memory errors
   int cuda_device = -1;                       // >= 0: train on this CUDA device (backend.h)
+  // How CUDA ranks exchange device memory: "auto" (NCCL when found), "nccl" or "staged"
+  // (kernels/cuda/device_collectives.h).
+  std::string collectives = "auto";
   CheckpointPolicy checkpointing;
   Offload offload = Offload::kNone;
   OptimizerOptions optimizer;

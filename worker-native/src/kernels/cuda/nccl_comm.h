@@ -1,29 +1,32 @@
-// GPU collectives over NCCL, when the build found it (LONGCTX_HAVE_NCCL); otherwise GPU ranks
-// use HostStaging (host_staging.h). Not compiled on machines without NCCL.
+// GPU collectives over NCCL (opened at run time, nccl_api.h).
 //
-// Rendezvous: NCCL ranks meet through a 128-byte ncclUniqueId that rank 0 creates. We pass it
-// through the same Redis the gloo rendezvous uses, under the job attempt's prefix: rank 0 SETs
-// "<prefix>/nccl-unique-id" (with an expiry, so a dead attempt leaves nothing behind), the other
-// ranks poll GET until it appears or the timeout passes, then every rank calls ncclCommInitRank.
-// A new attempt has a new prefix, so it never reads a stale id.
+// Rendezvous: NCCL ranks meet through a 128-byte unique id that rank 0 creates. It travels through
+// the same Redis the gloo rendezvous uses, under the job attempt's prefix: rank 0 SETs
+// "<prefix>/nccl-unique-id" (with an expiry, so a dead attempt leaves nothing behind), the others
+// poll GET until it appears or the timeout passes. A new attempt has a new prefix, so it never
+// reads a stale id.
+//
+// Failure: NCCL operations do not fail by themselves when a peer dies; they wait. A watchdog
+// thread polls every operation in flight and NCCL's asynchronous error; an operation that started
+// and has not finished within the communicator's timeout, or an asynchronous error, aborts the
+// communicator (ncclCommAbort ends the waiting kernels) and is reported by the next call or by
+// ThrowIfFailed, as comm::CommError, like a gloo failure.
 #pragma once
 
 #include <cuda_runtime_api.h>
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 
-namespace longctx::cuda {
-
-// True when this build has the NCCL communicator.
-bool HaveNccl();
-
-}  // namespace longctx::cuda
-
-#ifdef LONGCTX_HAVE_NCCL
-#include <nccl.h>
+#include "kernels/cuda/device_collectives.h"
+#include "kernels/cuda/nccl_api.h"
 
 namespace longctx::cuda {
 
@@ -37,30 +40,56 @@ struct NcclOptions {
   std::chrono::milliseconds timeout{30000};
 };
 
-class NcclCommunicator {
+class NcclCollectives final : public DeviceCollectives {
  public:
-  // Exchanges the unique id through Redis and initialises the communicator. Throws
-  // std::runtime_error naming the option at fault, the Redis failure, or the NCCL error.
-  static std::unique_ptr<NcclCommunicator> Connect(const NcclOptions& options);
-  ~NcclCommunicator();
-  NcclCommunicator(const NcclCommunicator&) = delete;
-  NcclCommunicator& operator=(const NcclCommunicator&) = delete;
+  // Exchanges the unique id through Redis and initialises the communicator within the timeout.
+  // Throws std::invalid_argument for bad options, comm::CommError for the rendezvous or NCCL.
+  static std::unique_ptr<NcclCollectives> Connect(const NcclOptions& options, cudaStream_t compute);
+  ~NcclCollectives() override;
+  NcclCollectives(const NcclCollectives&) = delete;
+  NcclCollectives& operator=(const NcclCollectives&) = delete;
 
-  int rank() const { return rank_; }
-  int size() const { return size_; }
-
-  // Enqueued on `stream`; in place.
-  void AllReduceSum(float* data, size_t count, cudaStream_t stream);
-  // Send to `to` and receive from `from` as one group (the ring exchange of K/V blocks).
-  void SendRecv(const void* send, size_t send_bytes, int to, void* recv, size_t recv_bytes, int from,
-                cudaStream_t stream);
+  std::string description() const override;
+  void AllReduceSum(float* data, size_t count) override;
+  void StartSendRecv(const void* send, size_t send_bytes, int to, void* recv, size_t recv_bytes, int from,
+                     uint32_t tag) override;
+  void JoinSendRecv() override;
+  void ThrowIfFailed() override;
 
  private:
-  NcclCommunicator(ncclComm_t comm, int rank, int size) : comm_(comm), rank_(rank), size_(size) {}
-  ncclComm_t comm_;
-  int rank_;
-  int size_;
+  // An operation on the communication stream: `started` completes when the stream reaches it,
+  // `done` when it finished.
+  struct InFlight {
+    cudaEvent_t started = nullptr;
+    cudaEvent_t done = nullptr;
+    std::string what;
+    std::chrono::steady_clock::time_point started_at{};
+    bool seen_started = false;
+  };
+
+  NcclCollectives(nccl::Comm comm, const NcclOptions& options, cudaStream_t compute);
+  // Makes the communication stream wait for the compute stream and marks the start of an operation.
+  cudaEvent_t Begin(const std::string& what);
+  // Marks its end; returns the event the compute stream may wait for.
+  cudaEvent_t End();
+  void Watch();
+  void Fail(const std::string& message);
+
+  const nccl::Api& api_;
+  nccl::Comm comm_;
+  const NcclOptions options_;
+  cudaStream_t compute_;
+  cudaStream_t stream_ = nullptr;   // the communication stream
+  cudaEvent_t ready_ = nullptr;     // compute → communication ordering
+  cudaEvent_t exchange_ = nullptr;  // the pending SendRecv's completion, for JoinSendRecv
+
+  std::mutex mutex_;  // guards in_flight_, failure_, stop_
+  std::condition_variable wake_;
+  std::deque<InFlight> in_flight_;
+  std::string failure_;
+  bool stop_ = false;
+  std::atomic<bool> aborted_{false};
+  std::thread watchdog_;
 };
 
 }  // namespace longctx::cuda
-#endif  // LONGCTX_HAVE_NCCL
