@@ -165,6 +165,8 @@ export class NodeAgent {
     this.log(
       `serving ${this.options.inventory.devices.length} ${this.options.inventory.kind} devices as ${this.id}`,
     );
+    if (this.options.inventory.collectives)
+      this.log(`GPU collectives: ${this.options.inventory.collectives}`);
   }
 
   /**

@@ -1,5 +1,5 @@
-// A node's devices: the CUDA GPUs nvidia-smi lists, or N emulated CPU devices, each with a byte
-// budget (the arena of a worker refuses to allocate past it). A node file (YAML or JSON) names
+// A node's devices: the CUDA GPUs the native addon sees (nvidia-smi as the fallback where the
+// addon has no CUDA), or N emulated CPU devices, each with a byte budget (the arena of a worker refuses to allocate past it). A node file (YAML or JSON) names
 // the node and overrides what is detected; it is validated like a job spec, every problem named
 // by its field. The CPU sgemm rate is part of the inventory because the planner turns FLOPs into
 // seconds with it.
@@ -16,7 +16,7 @@ export type { DeviceInfo, DeviceKind, NodeInventory };
 /** What a node file may say; every field is optional. */
 export interface NodeFile {
   node?: string;
-  /** auto (default): CUDA when nvidia-smi lists GPUs, else emulated CPU devices. */
+  /** auto (default): CUDA when the node has GPUs, else emulated CPU devices. */
   kind?: 'auto' | DeviceKind;
   /** cpu: how many emulated devices (default 8); cuda: use the first N GPUs. */
   devices?: number;
@@ -171,10 +171,37 @@ export async function queryNvidiaSmi(command = 'nvidia-smi'): Promise<DeviceInfo
   return output === undefined ? [] : parseNvidiaSmi(output);
 }
 
+/** The GPUs the addon's CUDA runtime sees, and what its GPU ranks would communicate with. */
+export interface AddonGpus {
+  devices: DeviceInfo[];
+  /** e.g. "NCCL 2.27.3 (...)" or "NCCL not found: using gloo host staging (...)". */
+  collectives: string;
+}
+
+/** The addon's view of the GPUs; undefined when the addon is not built or has no CUDA. */
+export async function queryAddonGpus(): Promise<AddonGpus | undefined> {
+  const { addonPath } = await import('../worker-native/native.js');
+  if (!existsSync(addonPath)) return undefined;
+  const { cudaApi } = await import('../worker-native/cuda.js');
+  const cuda = cudaApi();
+  if (!cuda) return undefined;
+  const info = cuda.cudaBackendInfo();
+  return {
+    devices: info.deviceNames.map((name, index) => ({
+      index,
+      name,
+      memoryBytes: info.deviceMemoryBytes[index] ?? 0,
+    })),
+    collectives: info.collectives,
+  };
+}
+
 export interface InventoryOptions {
   nodeFile?: NodeFile;
-  /** The nvidia-smi to ask; false: do not look for GPUs. */
+  /** The nvidia-smi to ask when the addon sees no GPU; false: do not look for GPUs at all. */
   nvidiaSmi?: string | false;
+  /** Ask the native addon for GPUs first (default true). */
+  addonGpus?: boolean;
   /** Measures one device's sgemm rate in GFLOP/s (e.g. nativeSgemmRate()); skipped when absent. */
   measureSgemm?: (threads: number) => Promise<number>;
   hostname?: string;
@@ -193,13 +220,21 @@ export async function detectInventory(options: InventoryOptions = {}): Promise<N
     ]);
   }
   const kind = file.kind ?? 'auto';
-  const gpus = kind === 'cpu' || options.nvidiaSmi === false ? [] : await queryNvidiaSmi(options.nvidiaSmi);
+  const lookForGpus = kind !== 'cpu' && options.nvidiaSmi !== false;
+  // The addon first: it is what the ranks will train with, and it needs no nvidia-smi on PATH.
+  const fromAddon = lookForGpus && options.addonGpus !== false ? await queryAddonGpus() : undefined;
+  const gpus =
+    fromAddon && fromAddon.devices.length > 0
+      ? fromAddon.devices
+      : lookForGpus
+        ? await queryNvidiaSmi(options.nvidiaSmi || undefined)
+        : [];
   let devices: DeviceInfo[];
   let deviceKind: DeviceKind;
   if (gpus.length > 0 && kind !== 'cpu') {
     if (file.devices !== undefined && file.devices > gpus.length) {
       throw new NodeFileError([
-        { path: 'devices', reason: `${file.devices} requested but nvidia-smi lists ${gpus.length} GPUs` },
+        { path: 'devices', reason: `${file.devices} requested but this node has ${gpus.length} GPUs` },
       ]);
     }
     const cap = file.device_memory;
@@ -209,7 +244,9 @@ export async function detectInventory(options: InventoryOptions = {}): Promise<N
     deviceKind = 'cuda';
   } else {
     if (kind === 'cuda') {
-      throw new NodeFileError([{ path: 'kind', reason: "'cuda' but nvidia-smi lists no GPUs" }]);
+      throw new NodeFileError([
+        { path: 'kind', reason: "'cuda' but neither the CUDA runtime nor nvidia-smi sees a GPU" },
+      ]);
     }
     const count = file.devices ?? DEFAULT_EMULATED_DEVICES;
     const budget = file.device_memory ?? DEFAULT_DEVICE_MEMORY;
@@ -222,7 +259,17 @@ export async function detectInventory(options: InventoryOptions = {}): Promise<N
   if (sgemmGflops === undefined && options.measureSgemm) {
     sgemmGflops = await options.measureSgemm(threadsPerDevice);
   }
-  return { node, hostname, kind: deviceKind, devices, threadsPerDevice, sgemmGflops, cores };
+  const collectives = deviceKind === 'cuda' ? fromAddon?.collectives : undefined;
+  return {
+    node,
+    hostname,
+    kind: deviceKind,
+    devices,
+    threadsPerDevice,
+    sgemmGflops,
+    cores,
+    ...(collectives ? { collectives } : {}),
+  };
 }
 
 /**

@@ -26,6 +26,8 @@ export interface NodeInventory {
    * the planner and the MFU figure scale each one's rate down by cores / devices.
    */
   cores?: number;
+  /** GPU nodes: what multi-rank jobs communicate with ("NCCL 2.27.3 (...)", or why gloo staging). */
+  collectives?: string;
 }
 
 /**

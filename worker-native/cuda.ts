@@ -30,13 +30,31 @@ export interface CudaAttentionDims {
   scale?: number;
 }
 
+/** A library the addon opens at run time (cuBLASLt, NCCL): where it was found, or why not. */
+export interface RuntimeLibrary {
+  /** A file of that name was opened. */
+  found: boolean;
+  /** ...and it has every function we call, at a version we support. */
+  usable: boolean;
+  path: string;
+  /** The library's own version number (cublasLtGetVersion, ncclGetVersion); 0 when unknown. */
+  version: number;
+  /** Why it is not usable: every place tried (LONGCTX_CUDA_LIBRARY_PATH, then the loader's path), or what it lacks. */
+  error: string;
+}
+
 export interface CudaBackendInfo {
   devices: number;
   deviceNames: string[];
-  /** The build found cuBLASLt (GEMMs use it unless asked for the tiled kernel). */
+  /** Total memory of each device, bytes. */
+  deviceMemoryBytes: number[];
+  /** cuBLASLt is usable: GEMMs use it unless asked for the tiled kernel. */
   cublasLt: boolean;
-  /** The build found NCCL (otherwise GPU ranks communicate through host-staged gloo). */
+  /** NCCL is usable (otherwise GPU ranks communicate through host-staged gloo). */
   nccl: boolean;
+  libraries: { cublasLt: RuntimeLibrary; nccl: RuntimeLibrary };
+  /** What a multi-rank GPU job would use, in words: "NCCL 2.27.3 (...)" or "NCCL not found: using gloo host staging (...)". */
+  collectives: string;
 }
 
 /** One state of the device arena's ledger after an operation of cudaArenaReplay. */
@@ -204,6 +222,8 @@ export interface CudaApi {
     layerCount: number,
     slots: number,
   ): Promise<{ out: Float32Array }>;
+  /** Mean device ms of one GEMM (beta 0, output bf16 by default) on random device operands. */
+  cudaTimeGemm(options: Omit<GemmOptions, 'alpha' | 'beta'>, iterations: number): Promise<{ ms: number }>;
   /** x through HostStaging's all-reduce and send/recv on a world of one rank. */
   cudaHostStagingRoundTrip(x: Float32Array): Promise<{ allReduced: Float32Array; received: Float32Array }>;
 }

@@ -84,6 +84,7 @@ test('nvidia-smi CSV lines become GPUs with their memory in bytes', (t) => {
 test('without GPUs a node has 8 emulated CPU devices of 2 GiB unless its file says otherwise', async (t) => {
   const plain = await detectInventory({
     nvidiaSmi: '/nonexistent/nvidia-smi',
+    addonGpus: false,
     hostname: 'host.example',
     cores: 16,
   });
@@ -118,12 +119,14 @@ test('without GPUs a node has 8 emulated CPU devices of 2 GiB unless its file sa
   t.is(given.sgemmGflops, 7);
 
   const noGpu = await t.throwsAsync(
-    detectInventory({ nodeFile: { kind: 'cuda' }, nvidiaSmi: '/nonexistent/nvidia-smi' }),
+    detectInventory({ nodeFile: { kind: 'cuda' }, nvidiaSmi: '/nonexistent/nvidia-smi', addonGpus: false }),
     {
       instanceOf: NodeFileError,
     },
   );
-  t.deepEqual(noGpu.errors, [{ path: 'kind', reason: "'cuda' but nvidia-smi lists no GPUs" }]);
+  t.deepEqual(noGpu.errors, [
+    { path: 'kind', reason: "'cuda' but neither the CUDA runtime nor nvidia-smi sees a GPU" },
+  ]);
 });
 
 test('the sgemm rate the planner needs is measured by the native addon', async (t) => {

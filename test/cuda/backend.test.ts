@@ -5,7 +5,8 @@ import test from 'ava';
 
 import type { ArenaOutOfMemory } from '../../worker-native/cuda.js';
 import { native } from '../../worker-native/native.js';
-import { api, cudaBuildTest, devices } from './gpu.js';
+import { detectInventory } from '../../cluster/inventory.js';
+import { api, cudaBuildTest, devices, gpuTest } from './gpu.js';
 import { bf16Tensor, random, toBf16 } from './reference.js';
 
 test('the cuda functions exist exactly when the addon was built with CUDA', (t) => {
@@ -205,3 +206,21 @@ if (cudaWithoutDevice) {
 } else {
   test.skip(`without a GPU a kernel rejects saying no device is visible (skipped: ${api ? 'a GPU is present' : 'built without CUDA'})`, () => {});
 }
+
+gpuTest(
+  'the node inventory lists the GPUs through the addon, with their memory, without nvidia-smi',
+  async (t, cuda) => {
+    const info = cuda.cudaBackendInfo();
+    const inventory = await detectInventory({ nvidiaSmi: '/nonexistent/nvidia-smi', hostname: 'gpu-host' });
+    t.is(inventory.kind, 'cuda');
+    t.deepEqual(
+      inventory.devices,
+      info.deviceNames.map((name, index) => ({ index, name, memoryBytes: info.deviceMemoryBytes[index] })),
+    );
+    t.true(inventory.devices.every((d) => d.memoryBytes > 2 ** 30));
+    t.is(inventory.collectives, info.collectives);
+    t.log(
+      `${inventory.devices.length} × ${inventory.devices[0]?.name}; collectives: ${inventory.collectives}`,
+    );
+  },
+);

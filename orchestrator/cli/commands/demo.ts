@@ -2,7 +2,7 @@
 // server with its private Redis and a node of 8 emulated CPU devices, makes the synthetic corpus
 // (passkey documents among the filler) when it is not there yet, submits examples/demo.yaml —
 // the `small` model trained with zigzag ring attention over 8 ranks — follows it live, and ends
-// with a summary of what happened. On a GPU host (nvidia-smi lists a GPU and the addon has CUDA)
+// with a summary of what happened. On a GPU host (the addon has CUDA and sees a GPU)
 // it trains examples/demo-gpu.yaml on one GPU instead.
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -11,7 +11,6 @@ import { pack } from '../../../data/pack.js';
 import { longctx } from '../../../proto/services.js';
 import { synth } from '../../../data/synth.js';
 import { repoRoot } from '../../../core/repo-root.js';
-import { queryNvidiaSmi } from '../../../cluster/inventory.js';
 import { native } from '../../../worker-native/native.js';
 import { httpAppForServer } from '../../http/app.js';
 import { startServer } from '../../server.js';
@@ -54,7 +53,7 @@ async function run(args: Args, io: CliIo): Promise<number> {
   const runsDir = resolve(io.cwd, args.string('runs') ?? 'runs');
   // The spec names ../runs/data/…: the corpus lives where the demo spec expects it.
   await ensureCorpus(join(repoRoot, 'runs'), io);
-  const onGpu = native().buildInfo().cuda && (await queryNvidiaSmi()).length > 0;
+  const onGpu = native().buildInfo().cudaDevices > 0;
   const app = httpAppForServer({ log: () => {} });
   const started = Date.now();
   const server = await startServer({

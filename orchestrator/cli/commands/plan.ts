@@ -42,7 +42,7 @@ Options:
   --node-file FILE         describe this node as the agent's --node-file does (devices, budget)
   --sgemm-gflops N         the sgemm rate of one CPU device's threads run alone, as the agent
                            measures it with the native addon when omitted
-  --no-gpu                 plan for emulated CPU devices even where nvidia-smi lists GPUs
+  --no-gpu                 plan for emulated CPU devices even where the node has GPUs
   --device NAME            plan for the spec's device count of this GPU instead of this machine's
                            devices (datasheet numbers): ${Object.keys(GPU_PROFILES).join(', ')}
   --remote                 ask the server to plan it for its registered nodes instead

@@ -5,9 +5,11 @@
 
 #include "addon/napi_toolkit.h"
 #include "addon/registry.h"
+#include "kernels/cuda/cublaslt_api.h"
+#include "kernels/cuda/device_collectives.h"
 #include "kernels/cuda/device_info.h"
 #include "kernels/cuda/gemm.h"
-#include "kernels/cuda/nccl_comm.h"
+#include "kernels/cuda/nccl_api.h"
 
 namespace longctx::addon {
 
@@ -15,17 +17,41 @@ namespace {
 
 namespace cu = longctx::cuda;
 
-// cudaBackendInfo() → {devices, deviceNames, cublasLt, nccl}
+// {found, usable, path, version, error} of a library opened at run time.
+template <typename Library>
+Napi::Object LibraryToJs(Napi::Env env, const Library& library) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("found", library.found);
+  out.Set("usable", library.api != nullptr);
+  out.Set("path", library.path);
+  out.Set("version", static_cast<double>(library.version));
+  out.Set("error", library.error);
+  return out;
+}
+
+// cudaBackendInfo() → {devices, deviceNames, deviceMemoryBytes, cublasLt, nccl, libraries, collectives}
+// (cublasLt and nccl: usable; libraries: where each was found, or why not; collectives: what a
+// multi-rank GPU job would use, in words).
 Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object out = Napi::Object::New(env);
   const int devices = cu::DeviceCount();
   out.Set("devices", devices);
   Napi::Array names = Napi::Array::New(env, devices);
-  for (int i = 0; i < devices; ++i) names.Set(i, cu::DeviceName(i));
+  Napi::Array memory = Napi::Array::New(env, devices);
+  for (int i = 0; i < devices; ++i) {
+    names.Set(i, cu::DeviceName(i));
+    memory.Set(i, static_cast<double>(cu::DeviceMemoryBytes(i)));
+  }
   out.Set("deviceNames", names);
-  out.Set("cublasLt", cu::HaveCublasLt());
-  out.Set("nccl", cu::HaveNccl());
+  out.Set("deviceMemoryBytes", memory);
+  out.Set("cublasLt", cu::lt::CublasLt().api != nullptr);
+  out.Set("nccl", cu::nccl::Nccl().api != nullptr);
+  Napi::Object libraries = Napi::Object::New(env);
+  libraries.Set("cublasLt", LibraryToJs(env, cu::lt::CublasLt()));
+  libraries.Set("nccl", LibraryToJs(env, cu::nccl::Nccl()));
+  out.Set("libraries", libraries);
+  out.Set("collectives", cu::AutoCollectivesDescription());
   return out;
 }
 

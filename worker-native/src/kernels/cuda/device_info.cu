@@ -23,4 +23,13 @@ std::string DeviceName(int index) {
   return prop.name;
 }
 
+size_t DeviceMemoryBytes(int index) {
+  cudaDeviceProp prop{};
+  if (cudaGetDeviceProperties(&prop, index) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return prop.totalGlobalMem;
+}
+
 }  // namespace longctx::cuda
