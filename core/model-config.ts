@@ -56,6 +56,17 @@ export const MODEL_PRESETS: Record<string, ModelConfig> = {
     rms_norm_eps: 1e-6,
     tie_word_embeddings: true,
   },
+  'qwen2-1.5b': {
+    hidden_size: 1536,
+    intermediate_size: 8960,
+    num_attention_heads: 12,
+    num_key_value_heads: 2,
+    num_hidden_layers: 28,
+    vocab_size: 151936,
+    rope_theta: 1e6,
+    rms_norm_eps: 1e-6,
+    tie_word_embeddings: true,
+  },
   'qwen2-7b': {
     hidden_size: 3584,
     intermediate_size: 18944,
@@ -71,10 +82,12 @@ export const MODEL_PRESETS: Record<string, ModelConfig> = {
 
 /**
  * max_position_embeddings of the published models the real-size presets are (their config.json:
- * Qwen/Qwen2-0.5B and Qwen/Qwen2-7B say 131072). A checkpoint says at least this, or its seq_len.
+ * Qwen/Qwen2-0.5B, Qwen/Qwen2-1.5B and Qwen/Qwen2-7B say 131072). A checkpoint says at least this,
+ * or its seq_len.
  */
 export const PRESET_MAX_POSITIONS: Record<string, number> = {
   'qwen2-0.5b': 131072,
+  'qwen2-1.5b': 131072,
   'qwen2-7b': 131072,
 };
 

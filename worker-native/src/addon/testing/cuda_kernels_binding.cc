@@ -399,6 +399,13 @@ Napi::Value ResidualForward(const Napi::CallbackInfo& info) {
   });
 }
 
+cu::GemmBackend GemmBackendNamed(const std::string& name) {
+  if (name == "auto") return cu::GemmBackend::kAuto;
+  if (name == "tiled") return cu::GemmBackend::kTiled;
+  if (name == "cublasLt") return cu::GemmBackend::kCublasLt;
+  throw std::invalid_argument("options.backend must be 'auto', 'tiled' or 'cublasLt', got '" + name + "'");
+}
+
 // cudaGemm({transA, transB, m, n, k, alpha?, beta?, out?: 'float32'|'bf16', backend?}, a, b, c?)
 // → {c}: c = alpha·op(a)·op(b) + beta·c, row-major, as gemm.h.
 Napi::Value Gemm(const Napi::CallbackInfo& info) {
@@ -419,16 +426,7 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
               k = CheckedInt(k_in, "options.k", 0);
     if (out_type != "float32" && out_type != "bf16")
       throw std::invalid_argument("options.out must be 'float32' or 'bf16', got '" + out_type + "'");
-    cu::GemmBackend backend;
-    if (backend_name == "auto")
-      backend = cu::GemmBackend::kAuto;
-    else if (backend_name == "tiled")
-      backend = cu::GemmBackend::kTiled;
-    else if (backend_name == "cublasLt")
-      backend = cu::GemmBackend::kCublasLt;
-    else
-      throw std::invalid_argument("options.backend must be 'auto', 'tiled' or 'cublasLt', got '" +
-                                  backend_name + "'");
+    const cu::GemmBackend backend = GemmBackendNamed(backend_name);
     const size_t mk = static_cast<size_t>(m) * k, kn = static_cast<size_t>(k) * n,
                  mn = static_cast<size_t>(m) * n;
     CheckLength(a, mk, "a");
@@ -750,6 +748,75 @@ Napi::Value TimeAttention(const Napi::CallbackInfo& info) {
   });
 }
 
+// cudaTimeGemm({transA, transB, m, n, k, out?, backend?}, iterations) → {ms}: mean device time of
+// one GEMM (beta = 0) on device-resident random bf16 operands, timed with CUDA events after a
+// warm-up. For benchmarks.
+Napi::Value TimeGemm(const Napi::CallbackInfo& info) {
+  Napi::Object opts = ObjectArg(info, 0, "options");
+  const bool trans_a = BoolField(opts, "options", "transA", false);
+  const bool trans_b = BoolField(opts, "options", "transB", false);
+  const double m_in = NumberField(opts, "options", "m"), n_in = NumberField(opts, "options", "n"),
+               k_in = NumberField(opts, "options", "k");
+  const std::string out_type = StringField(opts, "options", "out", "bf16");
+  const std::string backend_name = StringField(opts, "options", "backend", "auto");
+  const double iterations_in = NumberArg(info, 1, "iterations");
+  return RunOnDevice(info.Env(), [=] {
+    const int m = CheckedInt(m_in, "options.m", 1), n = CheckedInt(n_in, "options.n", 1),
+              k = CheckedInt(k_in, "options.k", 1);
+    const int iterations = CheckedInt(iterations_in, "iterations", 1);
+    if (out_type != "float32" && out_type != "bf16")
+      throw std::invalid_argument("options.out must be 'float32' or 'bf16', got '" + out_type + "'");
+    const cu::GemmBackend backend = GemmBackendNamed(backend_name);
+    const size_t mk = static_cast<size_t>(m) * k, kn = static_cast<size_t>(k) * n,
+                 mn = static_cast<size_t>(m) * n;
+    const bool bf16_out = out_type == "bf16";
+    DeviceCall d("cudaTimeGemm", {Bf16Bytes(mk), Bf16Bytes(kn), bf16_out ? Bf16Bytes(mn) : FloatBytes(mn)});
+    // Random operands in [-1, 1) (constant ones would draw less power and flatter the rate).
+    uint64_t state = 0x9e3779b97f4a7c15ull;
+    auto fill = [&state](size_t count) {
+      Floats values(count);
+      for (float& v : values) {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        v = static_cast<float>(static_cast<double>(state >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+      }
+      return values;
+    };
+    bf16* da = d.UploadBf16(fill(mk));
+    bf16* db = d.UploadBf16(fill(kn));
+    void* dc = bf16_out ? static_cast<void*>(d.Alloc<bf16>(mn)) : static_cast<void*>(d.Alloc<float>(mn));
+    const int lda = trans_a ? m : k, ldb = trans_b ? k : n;
+    auto gemm = [&] {
+      if (bf16_out)
+        cu::Gemm(trans_a, trans_b, m, n, k, 1.0f, da, lda, db, ldb, 0.0f, static_cast<bf16*>(dc), n,
+                 d.stream(), backend);
+      else
+        cu::Gemm(trans_a, trans_b, m, n, k, 1.0f, da, lda, db, ldb, 0.0f, static_cast<float*>(dc), n,
+                 d.stream(), backend);
+    };
+    cudaEvent_t start, stop;
+    CUDA_CHECK(cudaEventCreate(&start));
+    CUDA_CHECK(cudaEventCreate(&stop));
+    float ms = 0;
+    try {
+      gemm();  // warm-up (and cuBLASLt's heuristic)
+      CUDA_CHECK(cudaEventRecord(start, d.stream()));
+      for (int i = 0; i < iterations; ++i) gemm();
+      CUDA_CHECK(cudaEventRecord(stop, d.stream()));
+      CUDA_CHECK(cudaEventSynchronize(stop));
+      CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    } catch (...) {
+      cudaEventDestroy(start);
+      cudaEventDestroy(stop);
+      throw;
+    }
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    return Outputs{{}, {{"ms", static_cast<double>(ms) / iterations}}};
+  });
+}
+
 // cudaPrefetchRoundTrip(layers, layerCount, slots) → {out}: every layer goes host (pinned) → slot
 // (copy stream) → output (compute stream, ×2), with at most `slots` layers in flight, as a trainer
 // streams offloaded weights; out is the concatenation of 2·layer.
@@ -819,6 +886,7 @@ void RegisterCudaKernels(Napi::Env env, Napi::Object exports) {
   add("cudaSwiGluBackward", SwiGluBackward);
   add("cudaResidualForward", ResidualForward);
   add("cudaGemm", Gemm);
+  add("cudaTimeGemm", TimeGemm);
   add("cudaCrossEntropy", CrossEntropy);
   add("cudaAdamW", AdamW);
   add("cudaSumOfSquares", SumOfSquares);
