@@ -13,6 +13,7 @@
 //   lse: [qLen, heads].
 // Argument types are checked at once (TypeError); sizes, lengths and values reject the Promise
 // with an Error naming the problem.
+import type { Communicator } from './comm.js';
 import { native } from './native.js';
 
 /** As the CPU kernels' AttentionMask (worker-native/attention.ts). */
@@ -224,6 +225,15 @@ export interface CudaApi {
   ): Promise<{ out: Float32Array }>;
   /** Mean device ms of one GEMM (beta 0, output bf16 by default) on random device operands. */
   cudaTimeGemm(options: Omit<GemmOptions, 'alpha' | 'beta'>, iterations: number): Promise<{ ms: number }>;
+  /**
+   * Device collectives ('auto' | 'nccl' | 'staged') over a communicator's ranks, on device 0: x
+   * all-reduced, then passed one rank along the ring. Every rank of the communicator calls it.
+   */
+  cudaCollectivesRoundTrip(
+    communicator: Communicator,
+    choice: 'auto' | 'nccl' | 'staged',
+    x: Float32Array,
+  ): Promise<{ allReduced: Float32Array; received: Float32Array; description: string; note: string }>;
   /** x through HostStaging's all-reduce and send/recv on a world of one rank. */
   cudaHostStagingRoundTrip(x: Float32Array): Promise<{ allReduced: Float32Array; received: Float32Array }>;
 }

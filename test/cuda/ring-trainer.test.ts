@@ -1,9 +1,10 @@
 // Several ranks on one GPU: rank processes (gloo over loopback, rendezvous on a private Redis) each
 // train on CUDA device 0, their zigzag ring's K/V and dK/dV staged through pinned host memory
-// (ring/cuda_ring_attention.h). 2 and 4 ranks give the loss and the summed gradients of the whole
+// (ring/cuda_ring_attention.h; NCCL refuses ranks that share a device). On hosts with 2+ GPUs and
+// NCCL, also one rank per GPU over NCCL. 2 and 4 ranks give the loss and the summed gradients of the whole
 // sequence under the bf16 rule (reference.ts) as 1 rank does, and two ZeRO-1 steps on 2 ranks end
 // near the one-rank weights. Needs a GPU (and redis-server, for the rendezvous).
-import type { ExecutionContext } from 'ava';
+import test, { type ExecutionContext } from 'ava';
 
 import { startEmbeddedRedis } from '../../cluster/embedded-redis.js';
 import '../../worker-native/model.js';
@@ -16,7 +17,7 @@ import {
   type TrainerJob,
   type TrainerRankReport,
 } from '../trainer/job.js';
-import { gpuTest } from './gpu.js';
+import { api, devices, gpuTest } from './gpu.js';
 import { assertBf16Rule, toBf16 } from './reference.js';
 
 const SEQ = 512; // 4 ranks: 8 zigzag chunks of 64 tokens
@@ -74,7 +75,8 @@ async function initialParameters(): Promise<Float32Array> {
   }
 }
 
-gpuTest('2 and 4 ranks on one GPU give the loss and gradients of the whole sequence', async (t) => {
+/** The loss and summed gradients of the whole sequence, in float64 and naively in bf16. */
+async function wholeSequenceTruth() {
   const params = await initialParameters();
   const { ids, labels } = sequence(DATA_SEED, 0, SEQ, options.config.vocab_size);
   const positions = Int32Array.from({ length: SEQ }, (_, i) => i);
@@ -108,27 +110,64 @@ gpuTest('2 and 4 ranks on one GPU give the loss and gradients of the whole seque
     trainer.close();
     return v;
   })();
-  const job: Job = {
-    options,
-    seqLen: SEQ,
-    dataSeed: DATA_SEED,
-    mode: 'gradients',
-    steps: 1,
-    accumulation: 1,
-    lr: 0,
-  };
+  return { truth, naive, truthGrads, naiveGrads, views };
+}
+
+/** The ranks' loss and summed gradients meet the bf16 rule against the whole sequence's. */
+function assertWholeSequence(
+  t: ExecutionContext,
+  label: string,
+  reports: TrainerRankReport[],
+  whole: Awaited<ReturnType<typeof wholeSequenceTruth>>,
+): void {
+  const { truth, naive, truthGrads, naiveGrads, views } = whole;
+  const r = reports[0]!;
+  t.is(r.globalTokens[0], truth.count, `${label}: counted tokens`);
+  assertBf16Rule(t, `${label}: loss`, [r.globalLossSums[0]!], [naive.lossSum], [truth.lossSum]);
+  const grads = Float32Array.from(r.gradients!);
+  for (const v of views) {
+    const at = (a: Float32Array | Float64Array) => a.subarray(v.offset, v.offset + v.numel);
+    assertBf16Rule(t, `${label}: ${v.name}`, at(grads), at(naiveGrads), at(truthGrads));
+  }
+  // Every rank holds the same summed gradients after reduceGradients.
+  for (const other of reports.slice(1)) t.deepEqual(other.gradients, r.gradients);
+}
+
+const gradientsJob: Job = {
+  options,
+  seqLen: SEQ,
+  dataSeed: DATA_SEED,
+  mode: 'gradients',
+  steps: 1,
+  accumulation: 1,
+  lr: 0,
+};
+
+gpuTest('2 and 4 ranks on one GPU give the loss and gradients of the whole sequence', async (t) => {
+  const whole = await wholeSequenceTruth();
   for (const world of [1, 2, 4]) {
-    const reports = await onRanks(t, world, job);
-    const r = reports[0]!;
-    t.is(r.globalTokens[0], truth.count, `${world} ranks: counted tokens`);
-    assertBf16Rule(t, `${world} ranks: loss`, [r.globalLossSums[0]!], [naive.lossSum], [truth.lossSum]);
-    const grads = Float32Array.from(r.gradients!);
-    for (const v of views) {
-      const at = (a: Float32Array | Float64Array) => a.subarray(v.offset, v.offset + v.numel);
-      assertBf16Rule(t, `${world} ranks: ${v.name}`, at(grads), at(naiveGrads), at(truthGrads));
-    }
-    // Every rank holds the same summed gradients after reduceGradients.
-    for (const other of reports.slice(1)) t.deepEqual(other.gradients, r.gradients);
+    const reports = await onRanks(t, world, gradientsJob);
+    assertWholeSequence(t, `${world} ranks`, reports, whole);
+    // Ranks sharing a GPU cannot use NCCL: 'auto' found that out and staged through host memory.
+    if (world > 1) for (const r of reports) t.is(r.collectives, 'ranks share a GPU: using gloo host staging');
+  }
+});
+
+// One rank per GPU over NCCL, against the same ranks staged through gloo: both give the whole
+// sequence's loss and gradients (their all-reduces sum in different orders, so not bit for bit).
+const ncclRing =
+  devices >= 2 && api?.cudaBackendInfo().nccl
+    ? gpuTest
+    : (title: string) => test.skip(`${title} (skipped: needs 2 GPUs and NCCL)`, () => {});
+ncclRing('a 2-rank ring over NCCL, one rank per GPU, matches the gloo-staged ring', async (t) => {
+  const whole = await wholeSequenceTruth();
+  for (const collectives of ['nccl', 'staged'] as const) {
+    const job: Job = { ...gradientsJob, options: { ...options, collectives }, gpuPerRank: true };
+    const reports = await onRanks(t, 2, job);
+    assertWholeSequence(t, `2 ranks over ${collectives}`, reports, whole);
+    const said = reports[0]!.collectives!;
+    t.log(`${collectives}: ${said}`);
+    t.true(collectives === 'nccl' ? said.startsWith('NCCL ') : said === 'gloo host staging', said);
   }
 });
 

@@ -28,6 +28,8 @@ export interface TrainerRankJob {
   lr: number;
   /** This rank passes its shard without its last two tokens (the mismatch test). */
   shortRank?: number;
+  /** Each rank trains on CUDA device `rank` instead of options.device (one rank per GPU). */
+  gpuPerRank?: boolean;
 }
 
 export interface TrainerRankReport {
@@ -40,6 +42,8 @@ export interface TrainerRankReport {
   globalLossSums: number[];
   globalTokens: number[];
   bytesSent: number;
+  /** What the trainer's device memory travels over (CUDA ranks), as Trainer.collectives says. */
+  collectives?: string;
   /** 'gradients' mode: evaluate()'s global loss sum of the micro-batch, before accumulating it. */
   evalGlobalLossSum?: number;
   gradients?: number[];
@@ -117,7 +121,7 @@ export async function runTrainerJob(
 /** What a test chooses of a job; the rank processes fill in who they are and where they meet. */
 export type TrainerJob = Pick<
   TrainerRankJob,
-  'options' | 'seqLen' | 'dataSeed' | 'mode' | 'steps' | 'accumulation' | 'lr'
+  'options' | 'seqLen' | 'dataSeed' | 'mode' | 'steps' | 'accumulation' | 'lr' | 'gpuPerRank'
 >;
 
 const RANK_MAIN = fileURLToPath(new URL('./rank-main.js', import.meta.url));

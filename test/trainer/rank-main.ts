@@ -18,11 +18,13 @@ async function main(): Promise<void> {
     prefix: job.prefix,
     timeoutMs: job.timeoutMs,
   });
-  const trainer = await createTrainer(comm, job.options);
+  const options = job.gpuPerRank ? { ...job.options, device: `cuda:${job.rank}` } : job.options;
+  const trainer = await createTrainer(comm, options);
   const out = await runTrainerJob(trainer, job);
+  const collectives = trainer.collectives;
   trainer.close();
   await comm.close();
-  report({ ...out });
+  report({ ...out, collectives });
   finish(0);
 }
 

@@ -26,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "addon/comm_handle.h"
 #include "addon/napi_toolkit.h"
 #include "addon/testing/testing.h"
 #include "kernels/cuda/arena_ledger.h"
@@ -33,12 +34,12 @@
 #include "kernels/cuda/cross_entropy.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_arena.h"
+#include "kernels/cuda/device_collectives.h"
 #include "kernels/cuda/device_info.h"
 #include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/flash_attention.h"
 #include "kernels/cuda/gemm.h"
 #include "kernels/cuda/host_staging.h"
-#include "kernels/cuda/nccl_comm.h"
 #include "kernels/cuda/offload.h"
 #include "kernels/cuda/optimizer.h"
 #include "kernels/cuda/rmsnorm.h"
@@ -73,6 +74,7 @@ void CheckLength(const std::vector<T>& array, size_t expected, const std::string
 struct Outputs {
   std::vector<std::pair<std::string, Floats>> arrays;
   std::vector<std::pair<std::string, double>> numbers;
+  std::vector<std::pair<std::string, std::string>> strings;
 };
 
 Napi::Value OutputsToJs(Napi::Env env, Outputs& out) {
@@ -83,6 +85,7 @@ Napi::Value OutputsToJs(Napi::Env env, Outputs& out) {
     object.Set(name, array);
   }
   for (auto& [name, value] : out.numbers) object.Set(name, value);
+  for (auto& [name, value] : out.strings) object.Set(name, value);
   return object;
 }
 
@@ -870,6 +873,40 @@ Napi::Value HostStagingRoundTrip(const Napi::CallbackInfo& info) {
   });
 }
 
+// cudaCollectivesRoundTrip(communicator, choice, x) → {allReduced, received, description, note}:
+// device collectives ('auto' | 'nccl' | 'staged') over the communicator's ranks, on device 0: x is
+// all-reduced in place, then sent to the next rank while the previous rank's is received (a ring
+// step; a world of one sends to itself). Every rank of the communicator calls it.
+Napi::Value CollectivesRoundTrip(const Napi::CallbackInfo& info) {
+  std::shared_ptr<comm::Communicator> comm = CommunicatorFromJs(info[0]);
+  const std::string choice_name =
+      info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+  Floats x = CopyArg<float>(info, 2, "x");
+  return RunOnDevice(info.Env(), [=] {
+    const cu::CollectivesChoice choice = cu::ParseCollectivesChoice(choice_name);
+    const size_t n = x.size();
+    if (n == 0) throw std::invalid_argument("x must not be empty");
+    DeviceCall d("cudaCollectivesRoundTrip", {FloatBytes(n), FloatBytes(n)});
+    float* data = d.UploadFloat(x);
+    float* received = d.Zeros<float>(n);
+    std::string note;
+    std::unique_ptr<cu::DeviceCollectives> collectives =
+        cu::MakeDeviceCollectives(*comm, 0, d.stream(), choice, &note);
+    const int next = (comm->rank() + 1) % comm->size(),
+              prev = (comm->rank() - 1 + comm->size()) % comm->size();
+    collectives->AllReduceSum(data, n);
+    collectives->StartSendRecv(data, FloatBytes(n), next, received, FloatBytes(n), prev, 7);
+    collectives->JoinSendRecv();
+    Floats all_reduced = d.Download(data, n), got = d.Download(received, n);
+    collectives->ThrowIfFailed();
+    const std::string description = collectives->description();
+    collectives.reset();
+    return Outputs{{{"allReduced", std::move(all_reduced)}, {"received", std::move(got)}},
+                   {},
+                   {{"description", description}, {"note", note}}};
+  });
+}
+
 }  // namespace
 
 void RegisterCudaKernels(Napi::Env env, Napi::Object exports) {
@@ -887,6 +924,7 @@ void RegisterCudaKernels(Napi::Env env, Napi::Object exports) {
   add("cudaResidualForward", ResidualForward);
   add("cudaGemm", Gemm);
   add("cudaTimeGemm", TimeGemm);
+  add("cudaCollectivesRoundTrip", CollectivesRoundTrip);
   add("cudaCrossEntropy", CrossEntropy);
   add("cudaAdamW", AdamW);
   add("cudaSumOfSquares", SumOfSquares);
