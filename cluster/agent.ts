@@ -448,7 +448,8 @@ export class NodeAgent {
         worldSize: job.deviceIndices.length,
         node: this.node,
         deviceKind: inventory.kind,
-        deviceIndex,
+        // The CUDA device the rank drives (several devices may be one GPU: ranks_per_gpu).
+        deviceIndex: device.ordinal ?? deviceIndex,
         deviceBudgetBytes:
           inventory.kind === 'cpu' && job.spec.device_memory ? job.spec.device_memory : device.memoryBytes,
         threads: inventory.threadsPerDevice,

@@ -1,5 +1,6 @@
 // A node's devices: the CUDA GPUs the native addon sees (nvidia-smi as the fallback where the
-// addon has no CUDA), or N emulated CPU devices, each with a byte budget (the arena of a worker refuses to allocate past it). A node file (YAML or JSON) names
+// addon has no CUDA), or N emulated CPU devices, each with a byte budget (the arena of a worker
+// refuses to allocate past it). A node file (YAML or JSON) names
 // the node and overrides what is detected; it is validated like a job spec, every problem named
 // by its field. The CPU sgemm rate is part of the inventory because the planner turns FLOPs into
 // seconds with it.
@@ -24,6 +25,12 @@ export interface NodeFile {
   device_memory?: number;
   /** The sgemm rate to report instead of measuring it. */
   sgemm_gflops?: number;
+  /**
+   * GPU nodes: present each GPU as this many devices, each with 1/N of its memory, so N ranks share
+   * it (default 1: a rank per GPU). For tests and small experiments on hosts with few GPUs: ranks
+   * that share a GPU exchange through host memory (NCCL refuses them) and take turns on its SMs.
+   */
+  ranks_per_gpu?: number;
 }
 
 export const DEFAULT_EMULATED_DEVICES = 8;
@@ -65,7 +72,7 @@ export function parseBytes(value: unknown): number | undefined {
   return bytes > 0 ? bytes : undefined;
 }
 
-const NODE_FILE_FIELDS = ['node', 'kind', 'devices', 'device_memory', 'sgemm_gflops'];
+const NODE_FILE_FIELDS = ['node', 'kind', 'devices', 'device_memory', 'sgemm_gflops', 'ranks_per_gpu'];
 
 /** Validates a node file's text (YAML or JSON); throws NodeFileError listing every problem. */
 export function parseNodeFile(text: string, file = '<node file>'): NodeFile {
@@ -128,6 +135,17 @@ export function parseNodeFile(text: string, file = '<node file>'): NodeFile {
     if (typeof g !== 'number' || !(g > 0) || !Number.isFinite(g)) {
       errors.push({ path: 'sgemm_gflops', reason: `must be a positive number, got ${JSON.stringify(g)}` });
     } else out.sgemm_gflops = g;
+  }
+  if (obj.ranks_per_gpu !== undefined) {
+    const r = obj.ranks_per_gpu;
+    if (typeof r !== 'number' || !Number.isInteger(r) || r < 1 || r > 64) {
+      errors.push({
+        path: 'ranks_per_gpu',
+        reason: `must be a whole number from 1 to 64, got ${JSON.stringify(r)}`,
+      });
+    } else if (out.kind === 'cpu') {
+      errors.push({ path: 'ranks_per_gpu', reason: "is for GPU nodes, but kind is 'cpu'" });
+    } else out.ranks_per_gpu = r;
   }
   if (errors.length > 0) throw new NodeFileError(errors, file);
   return out;
@@ -238,9 +256,19 @@ export async function detectInventory(options: InventoryOptions = {}): Promise<N
       ]);
     }
     const cap = file.device_memory;
-    devices = gpus
-      .slice(0, file.devices ?? gpus.length)
-      .map((g) => ({ ...g, memoryBytes: cap === undefined ? g.memoryBytes : Math.min(cap, g.memoryBytes) }));
+    const share = file.ranks_per_gpu ?? 1;
+    devices = gpus.slice(0, file.devices ?? gpus.length).flatMap((g, i) => {
+      const memoryBytes = Math.floor(
+        (cap === undefined ? g.memoryBytes : Math.min(cap, g.memoryBytes)) / share,
+      );
+      if (share === 1) return [{ ...g, memoryBytes }];
+      return Array.from({ length: share }, (_, r) => ({
+        ...g,
+        index: i * share + r,
+        ordinal: g.index,
+        memoryBytes,
+      }));
+    });
     deviceKind = 'cuda';
   } else {
     if (kind === 'cuda') {

@@ -6,6 +6,11 @@ export type DeviceKind = 'cuda' | 'cpu';
 
 export interface DeviceInfo {
   index: number;
+  /**
+   * The CUDA device a rank placed on this device drives, when it is not `index`: a node file's
+   * ranks_per_gpu presents each GPU as several devices (cluster/inventory.ts).
+   */
+  ordinal?: number;
   name: string;
   /** The device's byte budget: a GPU's memory (or the node file's cap), an emulated device's budget. */
   memoryBytes: number;

@@ -238,3 +238,42 @@ test('job states map onto the proto enum, and spec priority onto BullMQ priority
   t.is(bullPriority(100, true), 1);
   t.is(bullPriority(0, false), 202);
 });
+
+test('ranks_per_gpu presents each GPU as several devices with a share of its memory, driving the GPU', async (t) => {
+  // A stand-in nvidia-smi (the addon is told not to look): two GPUs of 1000 MiB.
+  const dir = await tempDir('ranks-per-gpu');
+  t.teardown(() => dir.remove());
+  const smi = join(dir.path, 'nvidia-smi');
+  writeFileSync(smi, '#!/bin/sh\necho "0, NVIDIA H200, 1000"\necho "1, NVIDIA H200, 1000"\n', {
+    mode: 0o755,
+  });
+  const mib = 1024 * 1024;
+  const shared = await detectInventory({
+    nodeFile: parseNodeFile('ranks_per_gpu: 2\n'),
+    nvidiaSmi: smi,
+    addonGpus: false,
+    cores: 8,
+  });
+  t.is(shared.kind, 'cuda');
+  t.deepEqual(shared.devices, [
+    { index: 0, ordinal: 0, name: 'NVIDIA H200', memoryBytes: 500 * mib },
+    { index: 1, ordinal: 0, name: 'NVIDIA H200', memoryBytes: 500 * mib },
+    { index: 2, ordinal: 1, name: 'NVIDIA H200', memoryBytes: 500 * mib },
+    { index: 3, ordinal: 1, name: 'NVIDIA H200', memoryBytes: 500 * mib },
+  ]);
+  const plain = await detectInventory({ nvidiaSmi: smi, addonGpus: false });
+  t.deepEqual(
+    plain.devices.map((d) => [d.index, d.ordinal, d.memoryBytes]),
+    [
+      [0, undefined, 1000 * mib],
+      [1, undefined, 1000 * mib],
+    ],
+  );
+  for (const [text, reason] of [
+    ['ranks_per_gpu: 0\n', 'must be a whole number from 1 to 64, got 0'],
+    ['kind: cpu\nranks_per_gpu: 2\n', "is for GPU nodes, but kind is 'cpu'"],
+  ] as const) {
+    const err = t.throws(() => parseNodeFile(text), { instanceOf: NodeFileError });
+    t.deepEqual(err.errors, [{ path: 'ranks_per_gpu', reason }]);
+  }
+});
