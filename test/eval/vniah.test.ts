@@ -21,10 +21,10 @@ import {
 } from '../../eval/vniah-embeddings.js';
 import type { Qwen2Config } from '../../worker-native/model.js';
 import { createTrainer, type EmbeddingSpan } from '../../worker-native/trainer.js';
-import { random, randomInts } from '../kernels/numeric.js';
+import { random } from '../kernels/numeric.js';
 import { trainerOptions } from '../trainer/fixtures.js';
 import { copyCorrect, writeCopyModel } from './fixtures.js';
-import { bf16Bytes, writeEmbeddings, writeRawSafetensors } from './vniah-fixtures.js';
+import { bf16Bytes, spliceAgainstTableRows, writeEmbeddings, writeRawSafetensors } from './vniah-fixtures.js';
 
 const tok = new ByteTokenizer();
 const HIDDEN = 64;
@@ -50,55 +50,16 @@ const UNTIED: Qwen2Config = {
 };
 
 test('input embeddings replace the lookup at exactly the marked tokens (reference: those vectors as embedding rows)', async (t) => {
-  const T = 64;
-  const rand = random(21);
-  const text = randomInts(T, rand, 26).map((x) => 97 + x); // 'a'..'z': ids 128.. appear nowhere
-  const positions = Int32Array.from({ length: T }, (_, i) => i);
-  const labels = randomInts(T, rand, 26).map((x) => 97 + x);
-  labels[T - 1] = IGNORE_INDEX;
-  const spans = [
-    { start: 5, count: 8 },
-    { start: 30, count: 4 },
-    { start: 60, count: 4 }, // to the last token
-  ];
-  const vectors = spans.map((s) => Float32Array.from({ length: s.count * HIDDEN }, () => 0.5 * rand()));
-  const embeddings: EmbeddingSpan[] = spans.map((s, i) => ({ start: s.start, rows: vectors[i]! }));
-
-  const spliced = await createTrainer(null, trainerOptions(UNTIED));
-  t.teardown(() => spliced.close());
-  const params = spliced.snapshot().params;
-  const table = spliced.parameterViews().find((v) => v.name === 'model.embed_tokens.weight')!;
-
-  // The reference: token 128 + j is the j-th spliced vector, and the spliced tokens are those ids.
-  const reference = await createTrainer(null, trainerOptions(UNTIED));
-  t.teardown(() => reference.close());
-  const refParams = params.slice();
-  const refIds = text.slice();
-  let j = 0;
-  spans.forEach((s, i) => {
-    for (let r = 0; r < s.count; r++, j++) {
-      refParams.set(vectors[i]!.subarray(r * HIDDEN, (r + 1) * HIDDEN), table.offset + (128 + j) * HIDDEN);
-      refIds[s.start + r] = 128 + j;
-    }
-  });
-  reference.load({ params: refParams });
-
-  const withSpans = await spliced.evaluate(text, positions, labels, embeddings);
-  const expected = await reference.evaluate(refIds, positions, labels);
+  const r = await spliceAgainstTableRows(() => createTrainer(null, trainerOptions(UNTIED)));
   // Bitwise: on the CPU a spliced row and a looked-up row are the same copy of the same floats.
-  t.is(withSpans.lossSum, expected.lossSum);
-  t.is(withSpans.argmaxCorrect, expected.argmaxCorrect);
-  t.is(withSpans.tokens, T - 1);
-
+  t.is(r.spliced.lossSum, r.reference.lossSum);
+  t.is(r.spliced.argmaxCorrect, r.reference.argmaxCorrect);
+  t.is(r.spliced.tokens, 63);
   // The ids under a span do not matter; the spans do, and one token off is another result.
-  const otherIds = text.slice();
-  for (const s of spans) otherIds.fill(3, s.start, s.start + s.count);
-  t.is((await spliced.evaluate(otherIds, positions, labels, embeddings)).lossSum, expected.lossSum);
-  const plain = await spliced.evaluate(text, positions, labels);
-  t.not(plain.lossSum, expected.lossSum);
-  const shifted = embeddings.map((e) => ({ ...e, start: e.start - 1 }));
-  t.not((await spliced.evaluate(text, positions, labels, shifted)).lossSum, expected.lossSum);
-  t.log(`loss: spliced ${withSpans.loss.toFixed(6)}, tokens only ${plain.loss.toFixed(6)}`);
+  t.is(r.otherIds.lossSum, r.reference.lossSum);
+  t.not(r.tokensOnly.lossSum, r.reference.lossSum);
+  t.not(r.shifted.lossSum, r.reference.lossSum);
+  t.log(`loss: spliced ${r.spliced.loss.toFixed(6)}, tokens only ${r.tokensOnly.loss.toFixed(6)}`);
 });
 
 test('bad spans are rejected naming embeddings[i] and the reason', async (t) => {
