@@ -5,7 +5,7 @@
 // in the vocabulary.
 //
 // Spans index this call's tokens (a rank's zigzag shard in its local order), not global positions:
-// the caller gives each rank the rows of its own chunks (eval/vniah-run.ts).
+// the caller gives each rank the rows of its own chunks (eval/vniah-embeddings.ts, shardSpans).
 #pragma once
 
 #include <cstdint>
