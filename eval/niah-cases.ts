@@ -12,6 +12,7 @@
 import { RandomStream, Rng } from '../data/random.js';
 import { PASSKEY_INTRO, PASSKEY_QUESTION, passkeyNeedle, sentence } from '../data/synth.js';
 import type { Tokenizer } from '../data/tokenizer.js';
+import type { EmbeddingSpanRef } from './vniah-embeddings.js';
 
 export const IGNORE_INDEX = -100;
 
@@ -45,6 +46,8 @@ export interface NiahCase {
   needleStart: number;
   answerStart: number;
   answerTokens: number;
+  /** V-NIAH (vniah-cases.ts): spans whose tokens are rows of embedding files, not token embeddings. */
+  embeddings?: EmbeddingSpanRef[];
 }
 
 export class NiahGridError extends Error {
@@ -54,7 +57,10 @@ export class NiahGridError extends Error {
 /** The question before the answer; ends with a space so the key follows as in the training text. */
 export const NIAH_QUESTION = `\n\n${PASSKEY_QUESTION} The pass key is `;
 
-function checkGrid(o: NiahGridOptions): void {
+/** Throws NiahGridError naming the field of a grid that cannot be built (shared with V-NIAH's). */
+export function checkGrid(
+  o: Pick<NiahGridOptions, 'contextLengths' | 'depths' | 'seed' | 'lengthMultiple'>,
+): void {
   const fail = (field: string, why: string): never => {
     throw new NiahGridError(`${field}: ${why}`);
   };

@@ -21,6 +21,7 @@ import { createTrainer, type Trainer } from '../worker-native/trainer.js';
 import { zigzagPositions } from '../core/zigzag.js';
 import type { NiahCase } from './niah-cases.js';
 import { foundFromCounts, type NiahCaseResult } from './niah-score.js';
+import { EmbeddingReaders } from './vniah-embeddings.js';
 
 export interface NiahModelOptions {
   /** A checkpoint folder: ours (runs/JOB/checkpoints/step-N) or a Hugging Face one; both hold config.json. */
@@ -84,12 +85,37 @@ export async function runCases(
   cases: NiahCase[],
   onCase?: (result: NiahCaseResult, index: number) => void,
 ): Promise<NiahCaseResult[]> {
+  // V-NIAH's embedding rows: each rank reads those of its own chunks.
+  const readers = new EmbeddingReaders(hiddenSize(trainer));
+  try {
+    return await evaluateCases(trainer, cases, readers, onCase);
+  } finally {
+    await readers.close();
+  }
+}
+
+/** The model's hidden size: the width of its token embedding table. */
+function hiddenSize(trainer: Trainer): number {
+  const embed = trainer.parameterViews().find((v) => v.name === 'model.embed_tokens.weight');
+  if (!embed) throw new Error('the trainer has no model.embed_tokens.weight');
+  return embed.shape[1]!;
+}
+
+async function evaluateCases(
+  trainer: Trainer,
+  cases: NiahCase[],
+  readers: EmbeddingReaders,
+  onCase?: (result: NiahCaseResult, index: number) => void,
+): Promise<NiahCaseResult[]> {
   const results: NiahCaseResult[] = [];
   for (const [index, c] of cases.entries()) {
     const positions = zigzagPositions(c.contextLength, trainer.world, trainer.rank);
     const ids = Int32Array.from(positions, (p) => c.ids[p]!);
     const labels = Int32Array.from(positions, (p) => c.labels[p]!);
-    const r = await trainer.evaluate(ids, positions, labels);
+    const embeddings = c.embeddings
+      ? await readers.shard(c.embeddings, c.contextLength, trainer.world, trainer.rank)
+      : undefined;
+    const r = await trainer.evaluate(ids, positions, labels, embeddings);
     const result: NiahCaseResult = {
       contextLength: c.contextLength,
       depth: c.depth,

@@ -90,6 +90,18 @@ export interface EvalResult extends LossResult {
   globalArgmaxCorrect: number;
 }
 
+/**
+ * Input embeddings for marked tokens (src/model/input_embeddings.h): V-NIAH's visual tokens, spliced
+ * into the sequence in place of token embeddings. Rejected (naming embeddings[i]) when empty, not
+ * whole rows, outside the call's tokens or overlapping another span.
+ */
+export interface EmbeddingSpan {
+  /** The span's first token: an index into this call's ids (a zigzag shard in its local order). */
+  start: number;
+  /** rows × hidden_size float32 values, row-major. */
+  rows: Float32Array;
+}
+
 export interface MicroStepResult extends LossResult {
   /** Wall seconds of the micro-step not spent waiting for communication. */
   computeSeconds: number;
@@ -159,8 +171,17 @@ export interface Trainer {
     labels: Int32Array,
     accumulationSteps: number,
   ): Promise<MicroStepResult>;
-  /** The loss only, no gradients (one layer's activations at a time). Collective like accumulate. */
-  evaluate(ids: Int32Array, positions: Int32Array, labels: Int32Array): Promise<EvalResult>;
+  /**
+   * The loss only, no gradients (one layer's activations at a time). Collective like accumulate.
+   * `embeddings` replace the token embedding lookup at their spans of this call's tokens (each
+   * rank passes the rows of its own shard); the ids there are looked up and overwritten.
+   */
+  evaluate(
+    ids: Int32Array,
+    positions: Int32Array,
+    labels: Int32Array,
+    embeddings?: EmbeddingSpan[],
+  ): Promise<EvalResult>;
   /**
    * Sums the gradients across ranks now instead of inside step(), e.g. to read them with
    * gradients(); step() then skips its all-reduce.

@@ -62,7 +62,7 @@ test('eval niah prints the length × depth grid, as a table and as JSON, on 2 ra
 test('eval niah: bad arguments exit 2, a bad checkpoint exits 1, each naming what is wrong', async (t) => {
   const cases: Array<[string[], number, RegExp]> = [
     [['eval', 'niah'], 2, /'eval' needs KIND CHECKPOINT/],
-    [['eval', 'haystack', dir], 2, /unknown evaluation 'haystack' \(evaluations: niah\)/],
+    [['eval', 'haystack', dir], 2, /unknown evaluation 'haystack' \(evaluations: niah, vniah\)/],
     [
       ['eval', 'niah', dir, '--lengths', '256,x'],
       2,

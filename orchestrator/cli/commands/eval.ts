@@ -10,11 +10,14 @@ import { TokenIndexError } from '../../../data/index-file.js';
 import { openTokenFile } from '../../../worker-native/token-file.js';
 import { buildNiahCases, NiahGridError, type Haystack } from '../../../eval/niah-cases.js';
 import { evaluateNiah } from '../../../eval/niah-run.js';
-import { summarize, type NiahReport } from '../../../eval/niah-score.js';
+import { summarize } from '../../../eval/niah-score.js';
 import { UsageError, type Args } from '../args.js';
 import { writeJson, type CliIo, type Command } from '../command.js';
 import { CliError, ExitCode, EXIT_CODES_HELP } from '../exit-codes.js';
-import { formatPercent, table } from '../format.js';
+import { numberList, renderNiahTable } from './eval-grid.js';
+import { runVniah, VNIAH_FLAGS, VNIAH_HELP } from './eval-vniah.js';
+
+export { renderNiahTable };
 
 const DEFAULT_LENGTHS = [1024, 2048];
 /** Written into the checkpoint folder by --save (not listed in its manifest: it describes the checkpoint, it is not part of it). */
@@ -49,37 +52,12 @@ Options:
 
 ${EXIT_CODES_HELP}`;
 
-function numberList(args: Args, name: string, fallback: number[]): number[] {
-  const v = args.string(name);
-  if (v === undefined) return fallback;
-  const values = v.split(',').map((s) => Number(s.trim()));
-  if (v.trim() === '' || values.some((n, i) => !Number.isFinite(n) || v.split(',')[i]!.trim() === '')) {
-    throw new UsageError(`--${name} must be a comma-separated list of numbers, got '${v}'`);
-  }
-  return values;
-}
-
-/** The grid as a table: one row per length, one column per depth, ✓ found / · not. */
-export function renderNiahTable(report: NiahReport): string {
-  const header = ['length', ...report.depths.map((d) => `d=${d}`), 'accuracy'];
-  const rows = report.contextLengths.map((length, i) => [
-    String(length),
-    ...report.depths.map((_, j) => {
-      const c = report.cells[i * report.depths.length + j]!;
-      return c.found ? '✓' : `· ${c.answerCorrect}/${c.answerTokens}`;
-    }),
-    formatPercent(report.accuracyByLength[i]!),
-  ]);
-  return (
-    table(header, rows) +
-    `accuracy ${formatPercent(report.accuracy)} over ${report.cells.length} cases ` +
-    `(✓ found; · k/n: k of the key's n tokens were the argmax)\n`
-  );
-}
-
 async function runNiah(args: Args, io: CliIo): Promise<number> {
   const [kind, checkpointArg] = args.expect('kind', 'checkpoint');
-  if (kind !== 'niah') throw new UsageError(`unknown evaluation '${kind}' (evaluations: niah)`);
+  if (kind === 'vniah') return runVniah(args, io, checkpointArg!);
+  if (kind !== 'niah') throw new UsageError(`unknown evaluation '${kind}' (evaluations: niah, vniah)`);
+  const vniahOnly = Object.keys(VNIAH_FLAGS).find((flag) => args.has(flag));
+  if (vniahOnly) throw new UsageError(`--${vniahOnly} is an option of eval vniah`);
   const ranks = args.integer('ranks', 1) ?? 1;
   const contextLengths = numberList(args, 'lengths', DEFAULT_LENGTHS);
   const depths = numberList(args, 'depths', DEFAULT_DEPTHS);
@@ -157,9 +135,11 @@ async function runNiah(args: Args, io: CliIo): Promise<number> {
 
 export const evalCommand: Command = {
   name: 'eval',
-  summary: 'evaluate a checkpoint: eval niah (needle in a haystack, length × depth grid)',
-  help: HELP,
+  summary:
+    'evaluate a checkpoint: eval niah|vniah (needle in a haystack of text|embeddings, length × depth grid)',
+  help: HELP + VNIAH_HELP,
   flags: {
+    ...VNIAH_FLAGS,
     lengths: 'string',
     depths: 'string',
     ranks: 'string',

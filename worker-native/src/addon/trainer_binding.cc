@@ -2,6 +2,7 @@
 //   const trainer = await createTrainer(communicator | null, options);
 //   await trainer.accumulate(ids, positions, labels, accumulationSteps)   × A
 //   await trainer.step(lr)
+//   await trainer.evaluate(ids, positions, labels, embeddings?)           (loss and argmax hits only)
 //   trainer.snapshot(into?) / await trainer.startSnapshot(into?) / trainer.load(state)   (checkpoints)
 // Long operations (construction, accumulate, evaluate, reduceGradients, step) run on the libuv pool
 // and return Promises; they are collectives when world > 1, so every rank calls them in the same
@@ -242,14 +243,45 @@ Napi::Value Accumulate(const Napi::CallbackInfo& info, const std::shared_ptr<Tra
       MicroStepToJs, Touches::kNothingCopied);
 }
 
-// evaluate(ids, positions, labels) → Promise<EvalResult>
+// Input embeddings for marked spans (argument 3, optional): [{start, rows: Float32Array}], copied
+// like the tokens. Their rows and ranges are checked on the work's thread, against the model.
+struct Embeddings {
+  std::vector<std::vector<float>> rows;
+  std::vector<model::EmbeddingSpan> spans;
+};
+
+Embeddings EmbeddingsArg(const Napi::CallbackInfo& info, size_t index) {
+  Embeddings e;
+  if (IsAbsent(info, index)) return e;
+  if (!info[index].IsArray())
+    ThrowTypeError(info.Env(), ArgName(index, "embeddings") + " must be an array of {start, rows}");
+  const auto list = info[index].As<Napi::Array>();
+  for (uint32_t i = 0; i < list.Length(); ++i) {
+    const std::string name = "embeddings[" + std::to_string(i) + "]";
+    if (!list.Get(i).IsObject()) ThrowTypeError(info.Env(), name + " must be an object {start, rows}");
+    const auto span = list.Get(i).As<Napi::Object>();
+    const int first = static_cast<int>(IntegerField(span, name, "start", 0, 2147483647));
+    const Napi::Value rows = span.Get("rows");
+    if (!IsTypedArrayOf(rows, napi_float32_array))
+      ThrowTypeError(info.Env(), name + ".rows must be a Float32Array");
+    const auto values = rows.As<Napi::Float32Array>();
+    e.rows.emplace_back(values.Data(), values.Data() + values.ElementLength());
+    e.spans.push_back({first, static_cast<int64_t>(values.ElementLength()), nullptr});
+  }
+  // The vectors are in place now: point the spans at them.
+  for (size_t i = 0; i < e.spans.size(); ++i) e.spans[i].values = e.rows[i].data();
+  return e;
+}
+
+// evaluate(ids, positions, labels, embeddings?) → Promise<EvalResult>
 Napi::Value Evaluate(const Napi::CallbackInfo& info, const std::shared_ptr<TrainerHandle>& h) {
   auto tokens = std::make_shared<Tokens>(TokensArg(info));
+  auto embeddings = std::make_shared<Embeddings>(EmbeddingsArg(info, 3));
   return Start<train::EvalStats>(
       info, h, "evaluate",
-      [tokens](Trainer& t) {
+      [tokens, embeddings](Trainer& t) {
         return t.Evaluate(tokens->ids.data(), tokens->positions.data(), tokens->labels.data(),
-                          tokens->count());
+                          tokens->count(), embeddings->spans);
       },
       EvalToJs, Touches::kNothingCopied);
 }

@@ -1,5 +1,7 @@
 #include "model/cpu_model_kernels.h"
 
+#include <cstring>
+
 #include "kernels/cpu/cross_entropy.h"
 #include "kernels/cpu/embedding.h"
 #include "kernels/cpu/linear.h"
@@ -23,6 +25,12 @@ void CpuModelKernels::RopeTables(float* cos, float* sin, const int32_t* position
 void CpuModelKernels::EmbeddingForward(void* out, const int32_t* ids, const void* table, int tokens,
                                        int channels) {
   cpu::EmbeddingForward(F(out), ids, F(table), tokens, channels);
+}
+
+void CpuModelKernels::SpliceRows(void* out, const float* values, int first, int rows, int channels) {
+  const int64_t n = static_cast<int64_t>(rows) * channels;
+  std::memcpy(F(out) + static_cast<int64_t>(first) * channels, values,
+              static_cast<size_t>(n) * sizeof(float));
 }
 
 void CpuModelKernels::EmbeddingBackward(float* dtable, const void* dout, const int32_t* ids, int tokens,

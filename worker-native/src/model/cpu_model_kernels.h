@@ -21,6 +21,7 @@ class CpuModelKernels final : public ModelKernels {
   void RopeTables(float* cos, float* sin, const int32_t* positions, int tokens, int head_dim,
                   double theta) override;
   void EmbeddingForward(void* out, const int32_t* ids, const void* table, int tokens, int channels) override;
+  void SpliceRows(void* out, const float* values, int first, int rows, int channels) override;
   void EmbeddingBackward(float* dtable, const void* dout, const int32_t* ids, int tokens,
                          int channels) override;
   void RmsNormForward(void* out, float* rstd, const void* x, const void* weight, int tokens, int channels,

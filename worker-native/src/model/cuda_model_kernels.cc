@@ -53,6 +53,16 @@ void CudaModelKernels::EmbeddingForward(void* out, const int32_t* ids, const voi
                        stream_);
 }
 
+// The float32 rows go up as they are (pageable memory, like Upload: cudaMemcpyAsync has read them
+// when it returns) and are rounded to bf16 on the device, as the weights are.
+void CudaModelKernels::SpliceRows(void* out, const float* values, int first, int rows, int channels) {
+  const int64_t n = static_cast<int64_t>(rows) * channels;
+  Tensor staged = Tensor::Empty(arena_, {n});
+  CUDA_CHECK(cudaMemcpyAsync(staged.data(), values, static_cast<size_t>(n) * sizeof(float),
+                             cudaMemcpyHostToDevice, stream_));
+  cu::FloatToBf16(B(out) + static_cast<int64_t>(first) * channels, staged.data(), n, stream_);
+}
+
 void CudaModelKernels::EmbeddingBackward(float* dtable, const void* dout, const int32_t* ids, int tokens,
                                          int channels) {
   const Tensor device_ids = Upload(ids, tokens);

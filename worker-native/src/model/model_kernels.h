@@ -53,6 +53,9 @@ class ModelKernels {
                           double theta) = 0;
   virtual void EmbeddingForward(void* out, const int32_t* ids, const void* table, int tokens,
                                 int channels) = 0;
+  // out rows [first, first + rows) = host float32 `values` [rows, channels], in the activation type:
+  // input embeddings replacing the lookup at marked tokens (model/input_embeddings.h).
+  virtual void SpliceRows(void* out, const float* values, int first, int rows, int channels) = 0;
   // dtable [vocab, channels] += scatter of dout by ids.
   virtual void EmbeddingBackward(float* dtable, const void* dout, const int32_t* ids, int tokens,
                                  int channels) = 0;

@@ -138,7 +138,7 @@ model::StepLoss ModelPass::ForwardBackward(const int32_t* ids, const int32_t* po
 }
 
 model::StepLoss ModelPass::Forward(const int32_t* ids, const int32_t* positions, const int32_t* labels,
-                                   int tokens) {
+                                   int tokens, const std::vector<model::EmbeddingSpan>& embeddings) {
   const int T = tokens, C = config_.hidden_size, V = config_.vocab_size, L = config_.num_hidden_layers;
   const int64_t table = static_cast<int64_t>(V) * C;
   const DType act = kernels_.activation_type();
@@ -151,6 +151,8 @@ model::StepLoss ModelPass::Forward(const int32_t* ids, const int32_t* positions,
     if (L > 0) PrefetchLayer(0);
     kernels_.EmbeddingForward(x.raw(), ids, embed.data(), T, C);
   }
+  for (const model::EmbeddingSpan& span : embeddings)
+    kernels_.SpliceRows(x.raw(), span.values, span.first, span.rows(C), C);
   for (int l = 0; l < L; ++l) {
     const StagedLayer w = StageLayer(l);
     if (l + 1 < L) PrefetchLayer(l + 1);

@@ -14,7 +14,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
+#include "model/input_embeddings.h"
 #include "model/model_kernels.h"
 #include "model/qwen2_config.h"
 #include "model/qwen2_model.h"
@@ -36,8 +38,10 @@ class ModelPass {
   // grad_scale · loss_sum into store.grads().
   model::StepLoss ForwardBackward(const int32_t* ids, const int32_t* positions, const int32_t* labels,
                                   int tokens, double grad_scale);
-  // The loss only; one layer's activations alive at a time.
-  model::StepLoss Forward(const int32_t* ids, const int32_t* positions, const int32_t* labels, int tokens);
+  // The loss only; one layer's activations alive at a time. `embeddings` (checked by the caller,
+  // CheckEmbeddingSpans) replace the token embeddings of their spans.
+  model::StepLoss Forward(const int32_t* ids, const int32_t* positions, const int32_t* labels, int tokens,
+                          const std::vector<model::EmbeddingSpan>& embeddings = {});
 
   const CheckpointPolicy& policy() const { return policy_; }
 

@@ -133,11 +133,13 @@ MicroStepStats Trainer::Accumulate(const int32_t* ids, const int32_t* positions,
   return s;
 }
 
-EvalStats Trainer::Evaluate(const int32_t* ids, const int32_t* positions, const int32_t* labels, int tokens) {
+EvalStats Trainer::Evaluate(const int32_t* ids, const int32_t* positions, const int32_t* labels, int tokens,
+                            const std::vector<model::EmbeddingSpan>& embeddings) {
   CheckTokens(ids, positions, labels, tokens);
+  model::CheckEmbeddingSpans(embeddings, tokens, options_.config.hidden_size);
   backend_->Activate();
   double waited = 0;
-  const model::StepLoss loss = pass_.Forward(ids, positions, labels, tokens);
+  const model::StepLoss loss = pass_.Forward(ids, positions, labels, tokens, embeddings);
   // Counts travel as doubles: exact up to 2^53.
   double totals[3] = {loss.loss_sum, static_cast<double>(loss.tokens),
                       static_cast<double>(loss.argmax_correct)};

@@ -39,8 +39,10 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "comm/communicator.h"
+#include "model/input_embeddings.h"
 #include "model/qwen2_config.h"
 #include "ring/ring_attention.h"
 #include "tensor/arena.h"
@@ -118,7 +120,10 @@ class Trainer {
   MicroStepStats Accumulate(const int32_t* ids, const int32_t* positions, const int32_t* labels, int tokens,
                             int accumulation_steps);
   // The loss only (no gradients, one layer's activations at a time); collective like Accumulate.
-  EvalStats Evaluate(const int32_t* ids, const int32_t* positions, const int32_t* labels, int tokens);
+  // `embeddings` replace the token embeddings of their spans of this rank's tokens
+  // (model/input_embeddings.h); ranks may pass different spans (their own chunks' rows).
+  EvalStats Evaluate(const int32_t* ids, const int32_t* positions, const int32_t* labels, int tokens,
+                     const std::vector<model::EmbeddingSpan>& embeddings = {});
   // Sums the gradients across ranks now (Step does it otherwise); afterwards gradients() holds the
   // global sums and Accumulate is refused until Step. Returns the seconds waited.
   double ReduceGradients();
