@@ -72,9 +72,15 @@ void CheckLength(const std::vector<T>& array, size_t expected, const std::string
 // ---- Results ----
 
 struct Outputs {
-  std::vector<std::pair<std::string, Floats>> arrays;
-  std::vector<std::pair<std::string, double>> numbers;
-  std::vector<std::pair<std::string, std::string>> strings;
+  using Arrays = std::vector<std::pair<std::string, Floats>>;
+  using Numbers = std::vector<std::pair<std::string, double>>;
+  using Strings = std::vector<std::pair<std::string, std::string>>;
+  // A constructor, not an aggregate: most calls give no strings.
+  Outputs(Arrays a, Numbers n, Strings s = {})
+      : arrays(std::move(a)), numbers(std::move(n)), strings(std::move(s)) {}
+  Arrays arrays;
+  Numbers numbers;
+  Strings strings;
 };
 
 Napi::Value OutputsToJs(Napi::Env env, Outputs& out) {
