@@ -226,8 +226,11 @@ void Dispatch(bool trans_a, bool trans_b, int m, int n, int k, float alpha, cons
                                 lt::CublasLt().error + ")");
   if (m == 0 || n == 0) return;
   if (backend != GemmBackend::kTiled && HaveCublasLt()) {
-    GemmCublasLt(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, c_bf16, ldc, stream);
-    return;
+    if (GemmCublasLt(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, c_bf16, ldc, stream)) return;
+    if (backend == GemmBackend::kCublasLt)
+      throw std::invalid_argument("gemm: cuBLASLt has no algorithm for m=" + std::to_string(m) +
+                                  " n=" + std::to_string(n) + " k=" + std::to_string(k) +
+                                  " with these operand alignments");
   }
   GemmParams p{m,
                n,

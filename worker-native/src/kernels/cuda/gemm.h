@@ -33,8 +33,9 @@ void Gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const bf
           GemmBackend backend = GemmBackend::kAuto);
 
 // The cuBLASLt path (gemm_cublaslt.cu), callable only when HaveCublasLt(); c_bf16 says which type
-// c points to.
-void GemmCublasLt(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const bf16* a, int lda,
+// c points to. Returns false, having done nothing, when cuBLASLt has no algorithm for the shape and
+// operand alignment.
+bool GemmCublasLt(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const bf16* a, int lda,
                   const bf16* b, int ldb, float beta, void* c, bool c_bf16, int ldc, cudaStream_t stream);
 
 }  // namespace longctx::cuda

@@ -11,6 +11,7 @@
 
 #include <map>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -46,7 +47,7 @@ using ShapeKey = std::tuple<bool, bool, int, int, int, int, int, int, bool, uint
 struct DeviceState {
   lt::Handle handle = nullptr;
   void* workspace = nullptr;
-  std::map<ShapeKey, lt::MatmulAlgo> algos;
+  std::map<ShapeKey, std::optional<lt::MatmulAlgo>> algos;  // nullopt: cuBLASLt has none
 };
 
 // Guards the states and their algorithm caches; never held across a launch.
@@ -87,7 +88,7 @@ struct Descriptors {
 
 bool HaveCublasLt() { return lt::CublasLt().api != nullptr; }
 
-void GemmCublasLt(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const bf16* a, int lda,
+bool GemmCublasLt(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const bf16* a, int lda,
                   const bf16* b, int ldb, float beta, void* c, bool c_bf16, int ldc, cudaStream_t stream) {
   const lt::Api& api = Api();
   int device = 0;
@@ -107,7 +108,7 @@ void GemmCublasLt(bool trans_a, bool trans_b, int m, int n, int k, float alpha, 
 
   const uint32_t align_a = Alignment(b), align_b = Alignment(a), align_c = Alignment(c);
   const ShapeKey key{trans_a, trans_b, m, n, k, lda, ldb, ldc, c_bf16, align_a, align_b, align_c};
-  lt::MatmulAlgo algo{};
+  std::optional<lt::MatmulAlgo> algo;
   bool known = false;
   {
     std::lock_guard<std::mutex> lock(StateMutex());
@@ -136,16 +137,16 @@ void GemmCublasLt(bool trans_a, bool trans_b, int m, int n, int k, float alpha, 
     Check(api.MatmulAlgoGetHeuristic(state.handle, d.op, d.a, d.b, d.c, d.c, d.preference, 1, &result,
                                      &returned),
           "cublasLtMatmulAlgoGetHeuristic");
-    if (returned == 0)
-      throw std::runtime_error("cuBLASLt has no algorithm for gemm m=" + std::to_string(m) +
-                               " n=" + std::to_string(n) + " k=" + std::to_string(k));
-    algo = result.algo;
+    // None (an alignment or shape it has no kernel for): the caller runs the tiled kernel.
+    if (returned > 0) algo = result.algo;
     std::lock_guard<std::mutex> lock(StateMutex());
     state.algos.emplace(key, algo);
   }
-  Check(api.Matmul(state.handle, d.op, &alpha, b, d.a, a, d.b, &beta, c, d.c, c, d.c, &algo, state.workspace,
+  if (!algo) return false;
+  Check(api.Matmul(state.handle, d.op, &alpha, b, d.a, a, d.b, &beta, c, d.c, c, d.c, &*algo, state.workspace,
                    kWorkspaceBytes, stream),
         "cublasLtMatmul");
+  return true;
 }
 
 }  // namespace longctx::cuda
