@@ -126,17 +126,17 @@ NcclCollectives::NcclCollectives(nccl::Comm comm, const NcclOptions& options, cu
 }
 
 NcclCollectives::~NcclCollectives() {
+  // Wait for what is in flight while the watchdog still runs: an operation a dead peer holds up is
+  // aborted after the timeout instead of hanging here.
+  cudaSetDevice(options_.device);
+  cudaStreamSynchronize(stream_);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stop_ = true;
   }
   wake_.notify_all();
   watchdog_.join();
-  cudaSetDevice(options_.device);
-  if (!aborted_) {
-    cudaStreamSynchronize(stream_);
-    api_.CommDestroy(comm_);
-  }
+  if (!aborted_) api_.CommDestroy(comm_);
   for (InFlight& op : in_flight_) {
     cudaEventDestroy(op.started);
     if (op.done) cudaEventDestroy(op.done);
