@@ -431,7 +431,8 @@ test('a restarted orchestrator (a new scheduler on the same Redis) loses no job'
 
 test('jobs of a node whose agent is lost go to recovery and are placed on a live node', async (t) => {
   const s = await setup(t, [['big', 8]]);
-  await s.store.registerNode(cpuInventory('small', 4), 'doomed-agent', 400, 60_000, Date.now());
+  // A lease long enough to outlast the first pass on a loaded machine, short enough to lapse soon.
+  await s.store.registerNode(cpuInventory('small', 4), 'doomed-agent', 2000, 60_000, Date.now());
   const x = await s.submit('x', 4, 0, 2);
   const y = await s.submit('y', 8);
   let pass = await s.scheduler.runPass();
