@@ -194,7 +194,8 @@ async function cluster(t: ExecutionContext): Promise<Cluster> {
             const record = await job(id);
             return record.state === state ? record : undefined;
           },
-          timeoutMs,
+          // Restarts spawn whole gangs again: on 2 loaded cores that can take well over 15 s.
+          timeoutMs ?? 40_000,
         );
       } catch (err) {
         const history = (await queue.history(id)).map(
