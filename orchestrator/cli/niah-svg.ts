@@ -12,7 +12,7 @@ export interface NiahGrid {
 
 const CELL_W = 58;
 const CELL_H = 32;
-const LEFT = 78;
+const LEFT = 104;
 const TOP = 64;
 
 /** The same scale as the dashboard's heatmap (orchestrator/dashboard/niah-heatmap.ts). */

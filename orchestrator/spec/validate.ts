@@ -291,7 +291,7 @@ function numberList(
 
 /**
  * `eval: {niah: {...}}`: NIAH on chosen checkpoints of the job, which the server runs as a
- * follow-up step once each is saved (orchestrator/eval-follow-up.ts). The steps must be checkpoint
+ * follow-up step once each is saved (orchestrator/eval/niah-follow-up.ts). The steps must be checkpoint
  * steps: the results belong to a checkpoint.
  */
 function readEval(

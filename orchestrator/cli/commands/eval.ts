@@ -15,6 +15,9 @@ import { writeJson, type CliIo, type Command } from '../command.js';
 import { CliError, ExitCode, EXIT_CODES_HELP } from '../exit-codes.js';
 import { formatPercent, table } from '../format.js';
 
+// Exported here first; it lives with the other results code now (eval/niah-results.ts).
+export { NIAH_RESULTS_FILE };
+
 const DEFAULT_LENGTHS = [1024, 2048];
 const DEFAULT_DEPTHS = [0, 0.25, 0.5, 0.75, 1];
 
