@@ -27,7 +27,6 @@ export interface NiahFollowUpOptions {
 
 /** Everything one evaluation needs, taken from the job's spec and its checkpoint event. */
 export interface NiahEvaluationRequest {
-  jobId: string;
   step: number;
   checkpoint: string;
   niah: NiahEvalSpec;
@@ -111,7 +110,6 @@ export class NiahFollowUp {
         const started = Date.now();
         try {
           evaluation = await evaluateCheckpoint({
-            jobId,
             step,
             checkpoint,
             niah,

@@ -120,11 +120,13 @@ export async function runNiahDemo(args: Args, io: CliIo): Promise<number> {
     const ropeTheta = raisedRopeTheta(config.rope_theta, config.hidden_size / config.num_attention_heads, 2);
     const longer = niah.lengths.map((l) => 2 * l);
     const longStarted = Date.now();
+    // The demo spec's haystack is generated filler (the same as the server's evaluation used).
+    const haystackSeed = niah.haystack.kind === 'generated' ? niah.haystack.seed : 0;
     const cases = buildNiahCases({
       contextLengths: longer,
       depths: niah.depths,
       tokenizer: await openTokenizer(niah.tokenizer),
-      haystack: niah.haystack.kind === 'generated' ? niah.haystack : { kind: 'generated', seed: 0 },
+      haystack: { kind: 'generated', seed: haystackSeed },
       seed: niah.seed,
       lengthMultiple: 2 * spec.devices,
     });
@@ -136,7 +138,7 @@ export async function runNiahDemo(args: Args, io: CliIo): Promise<number> {
     const longMs = Date.now() - longStarted;
     const longSettings = {
       tokenizer: niah.tokenizer,
-      haystack: 'generated:0',
+      haystack: `generated:${haystackSeed}`,
       seed: niah.seed,
       ranks: spec.devices,
       ropeTheta,
