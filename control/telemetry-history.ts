@@ -5,7 +5,7 @@
 import type { Redis } from 'ioredis';
 
 import type { Keys } from './keys.js';
-import type { StepSummary, WorkerEventRecord } from '../core/reports.js';
+import type { NiahEvaluation, StepSummary, WorkerEventRecord } from '../core/reports.js';
 
 export type { WorkerEventRecord };
 
@@ -45,6 +45,9 @@ export class TelemetryHistory {
   private workerEventsKey(jobId: string): string {
     return `${this.keys.job(jobId)}:worker-events`;
   }
+  private niahKey(jobId: string): string {
+    return `${this.keys.job(jobId)}:niah`;
+  }
   channel(jobId: string): string {
     return `${this.keys.prefix}:telemetry:${jobId}`;
   }
@@ -74,6 +77,17 @@ export class TelemetryHistory {
       .ltrim(this.workerEventsKey(jobId), -WORKER_EVENT_LIMIT, -1)
       .publish(this.channel(jobId), JSON.stringify({ type: 'event', jobId, event } satisfies TelemetryUpdate))
       .exec();
+  }
+
+  /** A checkpoint's NIAH evaluation (one per step: a later one of the same step replaces it). */
+  async recordNiah(jobId: string, evaluation: NiahEvaluation): Promise<void> {
+    await this.redis.hset(this.niahKey(jobId), String(evaluation.step), JSON.stringify(evaluation));
+  }
+
+  /** The job's NIAH evaluations, by step. */
+  async niahEvaluations(jobId: string): Promise<NiahEvaluation[]> {
+    const all = await this.redis.hvals(this.niahKey(jobId));
+    return all.map((json) => JSON.parse(json) as NiahEvaluation).sort((a, b) => a.step - b.step);
   }
 
   /** A rank of the attempt was heard from (registration, heartbeat or report). */

@@ -51,6 +51,31 @@ export interface JobSpec {
   seed: number;
   /** Per-device byte budget override for emulated CPU devices (else the node's). */
   device_memory?: number;
+  /** Evaluations of chosen checkpoints, run by the server once each is saved. */
+  eval?: { niah?: NiahEvalSpec };
+}
+
+/**
+ * Needle-in-a-haystack on the job's checkpoints (eval/niah-cases.ts builds the grid): once a chosen
+ * checkpoint is saved, the server evaluates it on `devices` CPU ranks of its machine (zigzag ring,
+ * as training shards), writes the results into the checkpoint folder and records them for the
+ * dashboard and /metrics.
+ */
+export interface NiahEvalSpec {
+  /** The checkpoint steps evaluated, ascending: from `at_steps`, `every`, or the last step alone. */
+  steps: number[];
+  /** Context lengths, each a multiple of 2 × devices (default: seq_len). */
+  lengths: number[];
+  /** Needle depths in [0, 1]. */
+  depths: number[];
+  /** 'byte' or a Hugging Face tokenizer.json (absolute): the tokenizer the data was packed with. */
+  tokenizer: string;
+  /** A packed token file (absolute) to take the haystack from, or generated filler. */
+  haystack: { kind: 'generated'; seed: number } | { kind: 'file'; path: string };
+  /** Seeds the keys. */
+  seed: number;
+  /** Evaluate with this RoPE base instead of the model's (e.g. raised for lengths past seq_len). */
+  rope_theta?: number;
 }
 
 export interface FieldError {

@@ -90,3 +90,31 @@ export interface PlanSummary {
   shards: { rank: number; chunks: number[]; starts: number[]; chunkTokens: number }[];
   notes: string[];
 }
+
+/** One cell of a needle-in-a-haystack grid (eval/niah-score.ts's NiahCaseResult has these fields). */
+export interface NiahCell {
+  contextLength: number;
+  depth: number;
+  found: boolean;
+  /** Answer tokens that were the strict argmax, of answerTokens. */
+  answerCorrect: number;
+  answerTokens: number;
+}
+
+/** A NIAH evaluation of one checkpoint of a job, as the server records it (one per step). */
+export interface NiahEvaluation {
+  step: number;
+  /** The checkpoint folder evaluated (its eval-niah.json holds the full results). */
+  checkpoint: string;
+  contextLengths: number[];
+  depths: number[];
+  /** Row-major: cells[i * depths.length + j] is context length i at depth j. Empty on error. */
+  cells: NiahCell[];
+  /** Found cases / all cases. */
+  accuracy: number;
+  ropeTheta: number | null;
+  seconds: number;
+  timeMs: number;
+  /** Why the evaluation failed (then cells is empty). */
+  error?: string;
+}

@@ -5,7 +5,10 @@
 // the retrieval task LongVA and Landmark Attention test long context with — a 5-digit key hidden
 // at a random depth inside filler and asked for at the very end. A model can only predict the
 // final answer by attending back to the needle, so training on these makes long-range retrieval
-// learnable and gives a measurable signal at small scale.
+// learnable and gives a measurable signal at small scale. Optionally a third kind, key lists: many
+// 5-digit keys, then the same keys again — nearly every token of the repeat is copied from context,
+// a dense signal for the copying that passkey retrieval needs (a passkey document has ten such
+// tokens in hundreds).
 import { createWriteStream } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -52,6 +55,8 @@ export interface SynthOptions {
   bytes?: number;
   /** Share of passkey documents, spread evenly: document i is one when ⌊(i+1)f⌋ > ⌊if⌋. */
   passkeyFraction?: number;
+  /** Share of key-list documents (default 0), drawn at random among the non-passkey ones. */
+  keyListFraction?: number;
   /** Target length range in characters; a document ends at the first sentence end past its target. */
   minChars?: number;
   maxChars?: number;
@@ -60,6 +65,7 @@ export interface SynthOptions {
 
 export type SynthDocument =
   | { kind: 'filler'; text: string }
+  | { kind: 'key-list'; text: string; keys: string[] }
   | {
       kind: 'passkey';
       text: string;
@@ -70,12 +76,20 @@ export type SynthDocument =
       needleOffset: number;
     };
 
-export const SYNTH_DEFAULTS = { docs: 1000, passkeyFraction: 0.25, minChars: 256, maxChars: 16384, seed: 0 };
+export const SYNTH_DEFAULTS = {
+  docs: 1000,
+  passkeyFraction: 0.25,
+  keyListFraction: 0,
+  minChars: 256,
+  maxChars: 16384,
+  seed: 0,
+};
 
 interface ResolvedSynthOptions {
   docs: number;
   bytes: number;
   passkeyFraction: number;
+  keyListFraction: number;
   minChars: number;
   maxChars: number;
   seed: number;
@@ -95,6 +109,12 @@ export function resolveSynthOptions(options: SynthOptions): ResolvedSynthOptions
   if (!(passkeyFraction >= 0 && passkeyFraction <= 1)) {
     throw new RangeError(`passkey fraction must be between 0 and 1, got ${passkeyFraction}`);
   }
+  const keyListFraction = options.keyListFraction ?? SYNTH_DEFAULTS.keyListFraction;
+  if (!(keyListFraction >= 0 && keyListFraction <= 1 - passkeyFraction + 1e-12)) {
+    throw new RangeError(
+      `key-list fraction must be between 0 and 1 - passkey fraction (${1 - passkeyFraction}), got ${keyListFraction}`,
+    );
+  }
   const minChars = options.minChars ?? SYNTH_DEFAULTS.minChars;
   const maxChars = options.maxChars ?? Math.max(SYNTH_DEFAULTS.maxChars, minChars);
   positiveInt(minChars, 'min chars');
@@ -103,7 +123,7 @@ export function resolveSynthOptions(options: SynthOptions): ResolvedSynthOptions
   const seed = options.seed ?? SYNTH_DEFAULTS.seed;
   if (!Number.isSafeInteger(seed) || seed < 0)
     throw new RangeError(`seed must be a non-negative integer, got ${seed}`);
-  return { docs, bytes, passkeyFraction, minChars, maxChars, seed };
+  return { docs, bytes, passkeyFraction, keyListFraction, minChars, maxChars, seed };
 }
 
 function capitalize(s: string): string {
@@ -191,6 +211,15 @@ export function passkeyDocument(rng: Rng, target: number): SynthDocument {
   return { kind: 'passkey', text, passkey, depth, needleOffset: PASSKEY_INTRO.length + before };
 }
 
+/** A key list of about `target` characters: the keys, then the same keys in the same order. */
+export function keyListDocument(rng: Rng, target: number): SynthDocument {
+  // Each key costs about 2 × 7 characters ("12345, " twice) beyond the two short lead-ins.
+  const count = Math.max(2, Math.round((target - 48) / 14));
+  const keys = Array.from({ length: count }, () => String(rng.range(10000, 99999)));
+  const list = keys.join(', ');
+  return { kind: 'key-list', text: `The pass keys are ${list}.\nAgain, the pass keys are ${list}.`, keys };
+}
+
 /** The corpus, one document at a time (deterministic in the options). */
 export function* synthDocuments(options: SynthOptions = {}): Generator<SynthDocument> {
   const o = resolveSynthOptions(options);
@@ -199,9 +228,14 @@ export function* synthDocuments(options: SynthOptions = {}): Generator<SynthDocu
   for (let i = 0; i < o.docs && bytes < o.bytes; i++) {
     const isPasskey = Math.floor((i + 1) * o.passkeyFraction) > Math.floor(i * o.passkeyFraction);
     const target = targetLength(rng, o.minChars, o.maxChars);
+    // Drawn only when asked for, so corpora without key lists keep their random stream.
+    const isKeyList =
+      !isPasskey && o.keyListFraction > 0 && rng.float() < o.keyListFraction / (1 - o.passkeyFraction);
     const doc: SynthDocument = isPasskey
       ? passkeyDocument(rng, target)
-      : { kind: 'filler', text: fillerText(rng, target).trimEnd() };
+      : isKeyList
+        ? keyListDocument(rng, target)
+        : { kind: 'filler', text: fillerText(rng, target).trimEnd() };
     bytes += doc.text.length;
     yield doc;
   }

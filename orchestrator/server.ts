@@ -29,6 +29,7 @@ import { TelemetryHistory } from '../control/telemetry-history.js';
 import { TelemetryService } from './telemetry/telemetry-service.js';
 import type { BackoffPolicy } from '../control/recovery.js';
 import { Watchdog } from './watchdog.js';
+import { NiahFollowUp } from './eval/niah-follow-up.js';
 
 export const DEFAULT_GRPC_PORT = 7170;
 export const DEFAULT_HTTP_PORT = 7171;
@@ -89,6 +90,8 @@ export interface RunningServer {
   plans: PlanStore;
   telemetry: TelemetryService;
   agent?: NodeAgent;
+  /** Runs the jobs' `eval: niah` on their checkpoints as they are saved. */
+  niahFollowUp: NiahFollowUp;
   /** Stops everything this server started (the agent stops its gangs first). */
   stop(): Promise<void>;
 }
@@ -142,6 +145,9 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     const keys = queue.store.keys;
     const history = new TelemetryHistory(redis, keys);
     const plans = new PlanStore(redis, keys);
+    const niahFollowUp = new NiahFollowUp({ redis, queue, history, log });
+    cleanups.push(() => Promise.resolve(niahFollowUp.close()));
+    await niahFollowUp.ready;
     // The dead server this one took the folder over from had an agent here: its lease is void.
     const previousAgent = lock?.previous?.agent;
     if (previousAgent) await queue.store.releaseLease(previousAgent.node, previousAgent.id);
@@ -285,6 +291,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       plans,
       telemetry,
       ...(agent ? { agent } : {}),
+      niahFollowUp,
       stop,
     };
   } catch (err) {

@@ -1,7 +1,9 @@
 // One job: its header (state, progress, loss, tokens/s, MFU, ETA, restarts), the loss and
 // throughput charts, the per-rank time and memory panels, the zigzag shard map and the timeline,
-// all kept current from the job's event stream.
+// all kept current from the job's event stream; and for a job whose spec evaluates its checkpoints
+// (eval: niah), the needle-in-a-haystack heatmap, read again every few seconds while it runs.
 import type { JobEvent } from '../../control/events.js';
+import type { NiahEvaluation } from '../../core/reports.js';
 import type { WorkerEventRecord } from '../../control/telemetry-history.js';
 import type { StepSummary } from '../telemetry/step-aggregator.js';
 import { addStep, type JobDetail, type JobRow } from '../http/views.js';
@@ -10,6 +12,7 @@ import { clear, h } from './dom.js';
 import { ago, duration, fixed, percent, rate } from './format.js';
 import { subscribe } from './live.js';
 import { renderRankMemory, renderRankTime } from './rank-panel.js';
+import { renderNiahHeatmap } from './niah-heatmap.js';
 import { renderShardMap } from './shard-map.js';
 import { renderTimeline } from './timeline.js';
 
@@ -93,11 +96,18 @@ export function showJob(root: HTMLElement, jobId: string): () => void {
   );
   const shards = section('Zigzag shard map', 'shard-map');
   const timeline = section('Timeline', 'timeline', 'State changes, restarts and checkpoints over time.');
+  const niah = section(
+    'Needle in a haystack',
+    'niah-panel',
+    "Context length × needle depth at an evaluated checkpoint (the spec's eval: niah); green: the key was found.",
+  );
+  niah.el.hidden = true;
   const spec = h('pre', { class: 'spec' });
   root.append(
     headerSlot,
     h('div', { class: 'grid two' }, loss.el, throughput.el),
     h('div', { class: 'grid two' }, ranks.el, memory.el),
+    h('div', { class: 'grid one' }, niah.el),
     h('div', { class: 'grid one' }, shards.el, timeline.el),
     h('details', { class: 'panel' }, h('summary', {}, 'Job spec'), spec),
   );
@@ -111,6 +121,33 @@ export function showJob(root: HTMLElement, jobId: string): () => void {
     renderTimeline(timeline.body, detail.events, detail.workerEvents, end);
   };
   const clock = setInterval(redrawTimeline, 5000);
+
+  // NIAH results come from the server's evaluation after a checkpoint, not from the event stream:
+  // read them now and every few seconds while the job may still add some.
+  let evaluations: NiahEvaluation[] = [];
+  let chosenStep: number | undefined;
+  const drawNiah = () =>
+    renderNiahHeatmap(niah.body, evaluations, chosenStep, (step) => {
+      chosenStep = step;
+      drawNiah();
+    });
+  let niahSeen = '';
+  const readNiah = () => {
+    if (!detail || detail.spec.niahSteps.length === 0) return;
+    niah.el.hidden = false;
+    fetch(`/api/jobs/${encodeURIComponent(jobId)}/niah`)
+      .then(async (r) => (r.ok ? ((await r.json()) as { evaluations: NiahEvaluation[] }) : undefined))
+      .then((body) => {
+        if (!body) return;
+        const seen = JSON.stringify(body.evaluations.map((e) => [e.step, e.timeMs]));
+        if (seen === niahSeen && niah.body.firstChild) return; // unchanged: keep the user's view
+        niahSeen = seen;
+        evaluations = body.evaluations;
+        drawNiah();
+      })
+      .catch(() => undefined);
+  };
+  const niahClock = setInterval(readNiah, 3000);
 
   const render = () => {
     if (!detail) return;
@@ -128,6 +165,7 @@ export function showJob(root: HTMLElement, jobId: string): () => void {
     renderShardMap(shards.body, detail.plan, detail.spec.seqLen);
     redrawTimeline();
     spec.textContent = detail.spec.specYaml;
+    readNiah();
   };
 
   const onStep = (s: StepSummary) => {
@@ -207,6 +245,7 @@ export function showJob(root: HTMLElement, jobId: string): () => void {
   );
   return () => {
     clearInterval(clock);
+    clearInterval(niahClock);
     close();
     for (const c of charts) c.destroy();
   };

@@ -4,6 +4,7 @@
 //   GET /api/jobs/<id>            one job's detail as JSON
 //   GET /api/stream               server-sent events: the table, then each row as it changes
 //   GET /api/jobs/<id>/stream     server-sent events: the detail, then steps, worker events, states
+//   GET /api/jobs/<id>/niah       the job's NIAH evaluations (its spec's eval: niah), by step
 //   GET /metrics                  Prometheus text exposition
 //   GET /healthz                  liveness, never behind the admin token; names the gRPC address
 // With an admin token (a server listening beyond loopback) everything else needs it: see auth.ts.
@@ -133,9 +134,14 @@ export function createHttpApp(options: HttpAppOptions): HttpApp {
       res.on('close', () => open.delete(res));
       return api.streamJobs(req, res);
     }
-    const job = /^\/api\/jobs\/([^/]+)(\/stream)?$/.exec(path);
+    const job = /^\/api\/jobs\/([^/]+)(\/stream|\/niah)?$/.exec(path);
     if (job) {
       const jobId = decodeURIComponent(job[1]!);
+      if (job[2] === '/niah') {
+        const evaluations = await api.niah(jobId);
+        if (!evaluations) throw new HttpError(404, `no job '${jobId}'`);
+        return sendJson(res, 200, { evaluations });
+      }
       if (job[2]) {
         open.add(res);
         res.on('close', () => open.delete(res));

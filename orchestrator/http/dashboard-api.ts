@@ -9,6 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { JobEvent } from '../../control/events.js';
 import type { JobQueue } from '../../control/job-queue.js';
 import type { JobRecord } from '../../control/job-record.js';
+import type { NiahEvaluation } from '../../core/reports.js';
 import type { TelemetryHistory, WorkerEventRecord } from '../../control/telemetry-history.js';
 import type { LiveFeed, LiveUpdate } from './live-feed.js';
 import { SseStream } from './sse.js';
@@ -63,6 +64,12 @@ export class DashboardApi {
     return record ? this.rowOf(record) : undefined;
   }
 
+  /** The job's NIAH evaluations, oldest step first; undefined for an unknown job. */
+  async niah(jobId: string): Promise<NiahEvaluation[] | undefined> {
+    const record = await this.options.queue.get(jobId);
+    return record ? this.options.history.niahEvaluations(jobId) : undefined;
+  }
+
   async detail(jobId: string): Promise<JobDetail | undefined> {
     return (await this.readDetail(jobId))?.detail;
   }
@@ -93,6 +100,7 @@ export class DashboardApi {
         gradAccumulation: spec.grad_accumulation,
         precision: spec.precision,
         checkpointEvery: spec.checkpoint.every,
+        niahSteps: spec.eval?.niah?.steps ?? [],
         specYaml: record.specYaml,
       },
       plan: plan ? withoutCandidates(plan) : null,

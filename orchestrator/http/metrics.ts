@@ -13,6 +13,7 @@ import type { TelemetryHistory } from '../../control/telemetry-history.js';
 import type { StepSummary } from '../telemetry/step-aggregator.js';
 import type { LiveFeed } from './live-feed.js';
 import type { JobPlan } from './views.js';
+import { registerNiahGauges } from './niah-metrics.js';
 
 /** Ended jobs keep their per-job series this long, so the scrape after the end sees final values. */
 export const ENDED_JOB_RETENTION_MS = 3600_000;
@@ -242,6 +243,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
     (p) => p.budgetBytes,
   );
   planGauge('longctx_job_planned_step_seconds', 'Step time the planner predicted.', (p) => p.stepSeconds);
+
+  registerNiahGauges(registry, async () => (await jobsNow()).map((s) => s.job), history);
 
   const telemetry = options.telemetry;
   if (telemetry) {

@@ -57,6 +57,8 @@ export interface JobDetail {
     gradAccumulation: number;
     precision: string;
     checkpointEvery: number;
+    /** The checkpoint steps the spec's eval: niah evaluates (none without one). */
+    niahSteps: number[];
     specYaml: string;
   };
   /** The plan the job was accepted with (plan-store.ts); null when unknown. */

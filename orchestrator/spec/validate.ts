@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 
-import type { FieldError, JobSpec, SpecResult } from '../../core/job-spec.js';
+import type { FieldError, JobSpec, NiahEvalSpec, SpecResult } from '../../core/job-spec.js';
 import { acceleratorModel, type AcceleratorRequest } from '../../core/devices.js';
 import { MODEL_PRESETS, type ModelConfig } from '../../core/model-config.js';
 import { knownAcceleratorModels } from '../plan/devices.js';
@@ -45,7 +45,21 @@ const TOP_FIELDS = [
   'priority',
   'seed',
   'device_memory',
+  'eval',
 ];
+
+const NIAH_EVAL_FIELDS = [
+  'at_steps',
+  'every',
+  'lengths',
+  'depths',
+  'tokenizer',
+  'haystack',
+  'haystack_seed',
+  'seed',
+  'rope_theta',
+];
+const DEFAULT_NIAH_DEPTHS = [0, 0.25, 0.5, 0.75, 1];
 
 /** Reads typed fields out of a YAML object, collecting errors with their paths. */
 class Reader {
@@ -251,6 +265,113 @@ function readModel(r: Reader, raw: Json | undefined, baseDir: string): JobSpec['
   };
 }
 
+/** A list of numbers, each checked by `check` (which returns the reason it is wrong, or nothing). */
+function numberList(
+  r: Reader,
+  value: Json | undefined,
+  path: string,
+  check: (n: number) => string | undefined,
+): number[] | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value) || value.length === 0) {
+    r.error(path, `must be a non-empty list of numbers, got ${describe(value)}`);
+    return undefined;
+  }
+  let ok = true;
+  value.forEach((v, i) => {
+    const why =
+      typeof v !== 'number' || !Number.isFinite(v) ? `must be a number, got ${describe(v)}` : check(v);
+    if (why) {
+      r.error(`${path}[${i}]`, why);
+      ok = false;
+    }
+  });
+  return ok ? (value as number[]) : undefined;
+}
+
+/**
+ * `eval: {niah: {...}}`: NIAH on chosen checkpoints of the job, which the server runs as a
+ * follow-up step once each is saved (orchestrator/eval/niah-follow-up.ts). The steps must be checkpoint
+ * steps: the results belong to a checkpoint.
+ */
+function readEval(
+  r: Reader,
+  raw: Json | undefined,
+  baseDir: string,
+  job: {
+    seqLen?: number;
+    devices?: number;
+    steps?: number;
+    checkpointEvery?: number;
+    accelerators: boolean;
+  },
+): JobSpec['eval'] | undefined {
+  const evalObj = r.object(raw, 'eval', ['niah']);
+  if (!evalObj) return undefined;
+  const obj = r.object(evalObj.niah, 'eval.niah', NIAH_EVAL_FIELDS);
+  if (!obj) return evalObj.niah === undefined ? {} : undefined;
+  const path = 'eval.niah';
+  if (job.accelerators)
+    r.error(
+      path,
+      "runs on the server's CPU ranks (the CUDA cross-entropy does not count argmax hits); this job names resources.accelerators: evaluate its checkpoints with 'longctx eval niah' where they fit",
+    );
+  const { seqLen, devices, steps: lastStep, checkpointEvery } = job;
+  const isCheckpointStep = (s: number) =>
+    checkpointEvery === undefined || lastStep === undefined || s % checkpointEvery === 0 || s === lastStep;
+  let steps: number[] | undefined;
+  const atSteps = numberList(r, obj.at_steps, `${path}.at_steps`, (s) => {
+    if (!Number.isInteger(s) || s < 1) return `must be a whole number of at least 1, got ${s}`;
+    if (lastStep !== undefined && s > lastStep) return `${s} is past the job's last step ${lastStep}`;
+    if (!isCheckpointStep(s))
+      return `${s} is not a checkpoint step (checkpoint.every is ${checkpointEvery}, the last step ${lastStep})`;
+    return undefined;
+  });
+  const every = r.number(obj, 'every', path, { int: true, min: 1 });
+  if (obj.at_steps !== undefined && obj.every !== undefined)
+    r.error(path, "give either 'at_steps' or 'every', not both");
+  else if (atSteps) steps = [...new Set(atSteps)].sort((a, b) => a - b);
+  else if (every !== undefined && checkpointEvery !== undefined && lastStep !== undefined) {
+    if (every % checkpointEvery !== 0)
+      r.error(`${path}.every`, `${every} is not a multiple of checkpoint.every ${checkpointEvery}`);
+    else steps = Array.from({ length: Math.floor(lastStep / every) }, (_, i) => (i + 1) * every);
+    if (steps?.length === 0) r.error(`${path}.every`, `${every} is past the job's last step ${lastStep}`);
+  } else if (obj.every === undefined && lastStep !== undefined) steps = [lastStep];
+
+  const lengths =
+    numberList(r, obj.lengths, `${path}.lengths`, (n) => {
+      if (!Number.isInteger(n) || n < 2) return `must be a whole number of at least 2, got ${n}`;
+      if (devices !== undefined && n % (2 * devices) !== 0)
+        return `${n} is not divisible by 2 × devices = ${2 * devices} (the zigzag ring cuts it into equal chunks)`;
+      return undefined;
+    }) ?? (seqLen !== undefined ? [seqLen] : undefined);
+  const depths =
+    numberList(r, obj.depths, `${path}.depths`, (d) =>
+      d >= 0 && d <= 1 ? undefined : `must be between 0 and 1, got ${d}`,
+    ) ?? DEFAULT_NIAH_DEPTHS;
+  const tokenizer = r.string(obj, 'tokenizer', path) ?? 'byte';
+  const haystackPath = r.string(obj, 'haystack', path);
+  const haystackSeed = r.number(obj, 'haystack_seed', path, { int: true, min: 0, fallback: 0 });
+  if (haystackPath !== undefined && obj.haystack_seed !== undefined)
+    r.error(`${path}.haystack_seed`, 'seeds the generated haystack; this one comes from a token file');
+  const seed = r.number(obj, 'seed', path, { int: true, min: 0, fallback: 0 });
+  const ropeTheta = r.number(obj, 'rope_theta', path, { exclusiveMin: 0 });
+  if (!steps || !lengths || !depths) return undefined;
+  const niah: NiahEvalSpec = {
+    steps,
+    lengths,
+    depths,
+    tokenizer: tokenizer === 'byte' ? 'byte' : resolvePath(baseDir, tokenizer),
+    haystack:
+      haystackPath !== undefined
+        ? { kind: 'file', path: resolvePath(baseDir, haystackPath) }
+        : { kind: 'generated', seed: haystackSeed! },
+    seed: seed!,
+    ...(ropeTheta !== undefined ? { rope_theta: ropeTheta } : {}),
+  };
+  return { niah };
+}
+
 const ACCELERATORS_FORM = "must be 'NAME:COUNT' (e.g. H200:8) or a mapping with one entry (e.g. {H200: 8})";
 
 /**
@@ -405,6 +526,13 @@ export function validateSpecObject(raw: Json, baseDir: string): SpecResult {
       'device_memory',
       "sets the budget of emulated CPU devices; a job that names resources.accelerators has the GPUs' memory",
     );
+  const evaluations = readEval(r, top.eval, baseDir, {
+    ...(seqLen !== undefined ? { seqLen } : {}),
+    ...(devices !== undefined ? { devices } : {}),
+    ...(steps !== undefined ? { steps } : {}),
+    ...(every !== undefined ? { checkpointEvery: every } : {}),
+    accelerators: accelerators !== undefined,
+  });
 
   if (errors.length > 0 || !model || !name || !dataPath || !seqLen || !devices || !steps) {
     return { ok: false, errors };
@@ -429,6 +557,7 @@ export function validateSpecObject(raw: Json, baseDir: string): SpecResult {
     priority: priority!,
     seed: seed!,
     ...(deviceMemory !== undefined ? { device_memory: deviceMemory } : {}),
+    ...(evaluations?.niah ? { eval: evaluations } : {}),
   };
   return { ok: true, spec };
 }

@@ -94,3 +94,40 @@ test('synth writes JSONL, stops at a byte budget, and rejects bad options before
   });
   t.throws(() => [...synthDocuments({ docs: 0 })], { message: 'docs must be a positive integer, got 0' });
 });
+
+test('key lists: the keys, then the same keys again; their share among the other documents', (t) => {
+  const without = [...synthDocuments({ docs: 60, passkeyFraction: 0.5, seed: 3 })];
+  const docs = [
+    ...synthDocuments({
+      docs: 400,
+      passkeyFraction: 0.5,
+      keyListFraction: 0.5,
+      minChars: 256,
+      maxChars: 1024,
+      seed: 3,
+    }),
+  ];
+  t.is(docs.filter((d) => d.kind === 'passkey').length, 200);
+  t.is(
+    docs.filter((d) => d.kind === 'key-list').length,
+    200,
+    'every non-passkey document when the shares add to 1',
+  );
+  t.is(docs.filter((d) => d.kind === 'filler').length, 0);
+  for (const doc of docs) {
+    if (doc.kind !== 'key-list') continue;
+    t.true(doc.keys.length >= 2);
+    for (const key of doc.keys) t.regex(key, /^[1-9]\d{4}$/);
+    const list = doc.keys.join(', ');
+    t.is(doc.text, `The pass keys are ${list}.\nAgain, the pass keys are ${list}.`);
+    t.true(doc.text.length >= 256 - 14 && doc.text.length <= 1024 + 14, `${doc.text.length} characters`);
+  }
+  // Without key lists the corpus is what it always was (no extra draws from the stream).
+  t.deepEqual([...synthDocuments({ docs: 60, passkeyFraction: 0.5, keyListFraction: 0, seed: 3 })], without);
+  const mixed = [...synthDocuments({ docs: 1000, passkeyFraction: 0.2, keyListFraction: 0.4, seed: 4 })];
+  const lists = mixed.filter((d) => d.kind === 'key-list').length;
+  t.true(Math.abs(lists - 400) < 60, `${lists} key lists of 1000, expected about 400`);
+  t.throws(() => [...synthDocuments({ passkeyFraction: 0.7, keyListFraction: 0.5 })], {
+    message: /^key-list fraction must be between 0 and 1 - passkey fraction \(0\.3\d*\), got 0\.5/,
+  });
+});

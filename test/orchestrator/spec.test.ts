@@ -158,3 +158,118 @@ test('resources.accelerators: each wrong form is a field error', (t) => {
     'without resources, devices is required',
   );
 });
+
+// eval.niah: NIAH on the job's checkpoints. `base` has seq_len 64, 4 devices, 10 steps and the
+// default checkpoint.every (200), so its only checkpoint step is the last one, 10.
+const withEval = (niah: string, extra = '') => parseSpec(base + extra + `eval:\n  niah: ${niah}\n`);
+
+test('eval.niah: defaults evaluate the last checkpoint at seq_len over five depths', (t) => {
+  const r = withEval('{}');
+  if (!r.ok) return t.fail(JSON.stringify(r.errors));
+  t.deepEqual(r.spec.eval?.niah, {
+    steps: [10],
+    lengths: [64],
+    depths: [0, 0.25, 0.5, 0.75, 1],
+    tokenizer: 'byte',
+    haystack: { kind: 'generated', seed: 0 },
+    seed: 0,
+  });
+  const plain = parseSpec(base);
+  t.true(plain.ok && plain.spec.eval === undefined, 'no eval section: no evaluation');
+});
+
+test('eval.niah: every and at_steps choose checkpoint steps; paths resolve', (t) => {
+  const every = withEval(
+    '{ every: 4, lengths: [32, 128], depths: [0.5], rope_theta: 40000 }',
+    'checkpoint: { every: 2 }\n',
+  );
+  if (!every.ok) return t.fail(JSON.stringify(every.errors));
+  t.deepEqual(every.spec.eval?.niah?.steps, [4, 8]);
+  t.deepEqual(every.spec.eval?.niah?.lengths, [32, 128]);
+  t.is(every.spec.eval?.niah?.rope_theta, 40000);
+  const at = withEval(
+    '{ at_steps: [10, 2, 2], haystack: hay.index.json, tokenizer: tok/tokenizer.json, seed: 3 }',
+    'checkpoint: { every: 2 }\n',
+  );
+  if (!at.ok) return t.fail(JSON.stringify(at.errors));
+  const niah = at.spec.eval!.niah!;
+  t.deepEqual(niah.steps, [2, 10]);
+  t.deepEqual(niah.haystack, { kind: 'file', path: join(process.cwd(), 'hay.index.json') });
+  t.is(niah.tokenizer, join(process.cwd(), 'tok/tokenizer.json'));
+  t.is(niah.seed, 3);
+});
+
+const invalidEval: [string, string, string, RegExp][] = [
+  [
+    'unknown field',
+    '{ lenghts: [64] }',
+    '',
+    /^eval\.niah\.lenghts: unknown field \(did you mean 'lengths'\?\)/,
+  ],
+  [
+    'not a checkpoint step',
+    '{ at_steps: [3] }',
+    'checkpoint: { every: 2 }\n',
+    /^eval\.niah\.at_steps\[0\]: 3 is not a checkpoint step \(checkpoint\.every is 2, the last step 10\)/,
+  ],
+  [
+    'past the last step',
+    '{ at_steps: [12] }',
+    '',
+    /^eval\.niah\.at_steps\[0\]: 12 is past the job's last step 10/,
+  ],
+  [
+    'every not a multiple of checkpoint.every',
+    '{ every: 3 }',
+    'checkpoint: { every: 2 }\n',
+    /^eval\.niah\.every: 3 is not a multiple of checkpoint\.every 2/,
+  ],
+  [
+    'both at_steps and every',
+    '{ at_steps: [10], every: 10 }',
+    '',
+    /^eval\.niah: give either 'at_steps' or 'every'/,
+  ],
+  [
+    'rope_theta not positive',
+    '{ rope_theta: 0 }',
+    '',
+    /^eval\.niah\.rope_theta: must be greater than 0, got 0/,
+  ],
+  [
+    'length not divisible by 2 × devices',
+    '{ lengths: [60] }',
+    '',
+    /^eval\.niah\.lengths\[0\]: 60 is not divisible by 2 × devices = 8/,
+  ],
+  [
+    'depth outside 0..1',
+    '{ depths: [0.5, 1.5] }',
+    '',
+    /^eval\.niah\.depths\[1\]: must be between 0 and 1, got 1\.5/,
+  ],
+  ['empty lengths', '{ lengths: [] }', '', /^eval\.niah\.lengths: must be a non-empty list of numbers/],
+  [
+    'haystack seed with a haystack file',
+    '{ haystack: h.bin, haystack_seed: 2 }',
+    '',
+    /^eval\.niah\.haystack_seed: seeds the generated haystack/,
+  ],
+  [
+    'GPU job',
+    '{}',
+    'resources: { accelerators: "H200:4" }\n',
+    /^eval\.niah: runs on the server's CPU ranks \(the CUDA cross-entropy does not count argmax hits\)/,
+  ],
+];
+
+for (const [what, niah, extra, expected] of invalidEval) {
+  test(`eval.niah rejected: ${what}`, (t) => {
+    const r = withEval(niah, extra);
+    const errors = r.ok ? [] : r.errors.map((e) => `${e.path}: ${e.reason}`);
+    t.true(
+      errors.some((e) => expected.test(e)),
+      errors.join('\n') || 'spec was accepted',
+    );
+  });
+}

@@ -18,6 +18,7 @@ import { Args } from '../args.js';
 import type { CliIo, Command } from '../command.js';
 import { ControlClient } from '../control-client.js';
 import { ExitCode, EXIT_CODES_HELP } from '../exit-codes.js';
+import { runNiahDemo } from './demo-niah.js';
 import { submitCommand } from './submit.js';
 
 const HELP = `Usage: longctx demo [options]
@@ -27,7 +28,13 @@ the synthetic corpus (made on first use), examples/demo.yaml submitted and
 followed live (on a GPU host: one GPU and examples/demo-gpu.yaml), then a summary (steps, loss first → last, tokens/s, checkpoints written). The
 dashboard's address is printed while it runs.
 
+With --niah: long-context retrieval instead. Trains examples/demo-niah.yaml (the tiny model on
+passkey documents, 2 emulated CPU devices); the server evaluates its final checkpoint by needle in
+a haystack at the trained length (the spec's eval: niah), then the demo evaluates it at 2× the
+length with a raised RoPE base. Prints both grids and writes them as SVG heatmaps into the run folder.
+
 Options:
+  --niah         the needle-in-a-haystack demo (above)
   --runs DIR     where runs/<job> go (default ./runs); the corpus is made in the repository's
                  runs/data, where examples/demo.yaml looks for it
   -h, --help     show this help
@@ -50,6 +57,7 @@ async function ensureCorpus(runsDir: string, io: CliIo): Promise<string> {
 
 async function run(args: Args, io: CliIo): Promise<number> {
   args.expect();
+  if (args.has('niah')) return runNiahDemo(args, io);
   const runsDir = resolve(io.cwd, args.string('runs') ?? 'runs');
   // The spec names ../runs/data/…: the corpus lives where the demo spec expects it.
   await ensureCorpus(join(repoRoot, 'runs'), io);
@@ -119,6 +127,6 @@ export const demoCommand: Command = {
   name: 'demo',
   summary: 'run the demo job end to end on this machine (what make demo runs)',
   help: HELP,
-  flags: { runs: 'string' },
+  flags: { runs: 'string', niah: 'boolean' },
   run,
 };

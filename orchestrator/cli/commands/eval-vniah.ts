@@ -2,13 +2,13 @@
 // embedding vectors (LongVA's V-NIAH: video frames encoded into visual tokens) spliced into the
 // model's input in place of token embeddings; the needle is a block of embeddings with its question
 // and answer as text, or NIAH's text passkey. The same grid, scoring, ranks and output as `eval niah`.
-import { writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 
 import { HfCheckpointError, hfCheckpointFolder } from '../../../checkpoints/hf-weights.js';
 import { openTokenizer, TokenizerFileError } from '../../../data/hf-tokenizer.js';
 import { NiahGridError } from '../../../eval/niah-cases.js';
 import { evalModelConfig, evaluateNiah } from '../../../eval/niah-run.js';
+import { writeEvalResults } from '../../../eval/niah-results.js';
 import { summarize } from '../../../eval/niah-score.js';
 import { buildVniahCases, type VniahNeedle } from '../../../eval/vniah-cases.js';
 import { EmbeddingFile, EmbeddingFileError } from '../../../eval/vniah-embeddings.js';
@@ -156,7 +156,7 @@ export async function runVniah(args: Args, io: CliIo, checkpointArg: string): Pr
         seconds: (Date.now() - started) / 1000,
       };
       const dir = await hfCheckpointFolder(checkpoint);
-      await writeFile(join(dir, VNIAH_RESULTS_FILE), JSON.stringify({ settings, ...report }, null, 2) + '\n');
+      await writeEvalResults(dir, VNIAH_RESULTS_FILE, settings, report);
     }
     if (args.json) writeJson(io, report);
     else io.stdout.write(renderNiahTable(report));

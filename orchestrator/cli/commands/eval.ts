@@ -1,16 +1,15 @@
 // `longctx eval niah CHECKPOINT`: needle-in-a-haystack evaluation of a checkpoint folder (ours or a
 // Hugging Face one) on a grid of context lengths × needle depths, on 1 or N zigzag-ring ranks of
 // this machine. Prints the grid as a table (or --json). Needs no server.
-import { writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 
 import { HfCheckpointError, hfCheckpointFolder } from '../../../checkpoints/hf-weights.js';
 import { openTokenizer, TokenizerFileError } from '../../../data/hf-tokenizer.js';
 import { TokenIndexError } from '../../../data/index-file.js';
-import { openTokenFile } from '../../../worker-native/token-file.js';
 import { buildNiahCases, NiahGridError, type Haystack } from '../../../eval/niah-cases.js';
 import { evaluateNiah } from '../../../eval/niah-run.js';
 import { summarize } from '../../../eval/niah-score.js';
+import { haystackFromTokenFile, NIAH_RESULTS_FILE, writeNiahResults } from '../../../eval/niah-results.js';
 import { UsageError, type Args } from '../args.js';
 import { writeJson, type CliIo, type Command } from '../command.js';
 import { CliError, ExitCode, EXIT_CODES_HELP } from '../exit-codes.js';
@@ -19,9 +18,10 @@ import { runVniah, VNIAH_FLAGS, VNIAH_HELP } from './eval-vniah.js';
 
 export { renderNiahTable };
 
+// Exported here first; it lives with the other results code now (eval/niah-results.ts).
+export { NIAH_RESULTS_FILE };
+
 const DEFAULT_LENGTHS = [1024, 2048];
-/** Written into the checkpoint folder by --save (not listed in its manifest: it describes the checkpoint, it is not part of it). */
-export const NIAH_RESULTS_FILE = 'eval-niah.json';
 const DEFAULT_DEPTHS = [0, 0.25, 0.5, 0.75, 1];
 
 const HELP = `Usage: longctx eval niah CHECKPOINT [options]
@@ -72,14 +72,9 @@ async function runNiah(args: Args, io: CliIo): Promise<number> {
   }
   let haystack: Haystack = { kind: 'generated', seed: args.integer('haystack-seed', 0) ?? 0 };
   const haystackPath = args.string('haystack');
-  let closeHaystack = () => {};
   try {
     if (haystackPath !== undefined) {
-      const file = await openTokenFile(resolve(io.cwd, haystackPath));
-      closeHaystack = () => file.close();
-      const need = Math.min(file.tokens, Math.max(...contextLengths));
-      const tokens = Uint32Array.from({ length: need }, (_, i) => file.tokenAt(i));
-      haystack = { kind: 'tokens', tokens, source: file.path };
+      haystack = await haystackFromTokenFile(resolve(io.cwd, haystackPath), Math.max(...contextLengths));
     }
     const cases = buildNiahCases({
       contextLengths,
@@ -117,8 +112,7 @@ async function runNiah(args: Args, io: CliIo): Promise<number> {
         evaluatedAtMs: Date.now(),
         seconds: (Date.now() - started) / 1000,
       };
-      const dir = await hfCheckpointFolder(checkpoint);
-      await writeFile(join(dir, NIAH_RESULTS_FILE), JSON.stringify({ settings, ...report }, null, 2) + '\n');
+      await writeNiahResults(await hfCheckpointFolder(checkpoint), settings, report);
     }
     if (args.json) writeJson(io, report);
     else io.stdout.write(renderNiahTable(report));
@@ -128,8 +122,6 @@ async function runNiah(args: Args, io: CliIo): Promise<number> {
     if (e instanceof HfCheckpointError || e instanceof TokenIndexError)
       throw new CliError(ExitCode.FAILURE, e.message);
     throw e;
-  } finally {
-    closeHaystack();
   }
 }
 
