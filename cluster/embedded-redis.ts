@@ -60,6 +60,8 @@ export interface EmbeddedRedisOptions {
   startTimeoutMs?: number;
   /** Keep the data here (append-only, fsync every second) instead of a temporary folder. */
   dataDir?: string;
+  /** Listen on this port (a Redis started again where its clients expect it); default: a free one. */
+  port?: number;
 }
 
 // $1: redis-server binary, $2: folder to remove once redis has exited ('' for none), then its
@@ -105,9 +107,9 @@ export async function startEmbeddedRedis(options: EmbeddedRedisOptions = {}): Pr
   const removeTemp = () => (durable ? Promise.resolve() : rm(dir, { recursive: true, force: true }));
   const binary = options.binary ?? 'redis-server';
   const deadline = Date.now() + (options.startTimeoutMs ?? 10_000);
-  // A port can be taken between freePort() and redis binding it: try a few.
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const port = await freePort();
+  // A port can be taken between freePort() and redis binding it: try a few (a given port once).
+  for (let attempt = 0; attempt < (options.port === undefined ? 5 : 1); attempt++) {
+    const port = options.port ?? (await freePort());
     const child: ChildProcess = spawn(
       'bash',
       ['-c', WATCHER, 'longctx-redis', binary, durable ? '' : dir, ...redisArgs(host, port, dir, durable)],
@@ -167,6 +169,7 @@ export async function startEmbeddedRedis(options: EmbeddedRedisOptions = {}): Pr
     }
   }
   await removeTemp();
+  if (options.port !== undefined) throw new Error(`could not start redis-server on port ${options.port}`);
   throw new Error('could not start redis-server on a free port after 5 attempts');
 }
 
