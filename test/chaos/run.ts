@@ -5,7 +5,10 @@
 // checkpoint), and no process of the try was left behind; anything else is lost, with the reason
 // on stderr. Not part of `make test`: it runs for minutes.
 //
-//   node dist/test/chaos/run.js [--only FAULT,FAULT] [--rank-kills N] [--seed N]
+//   node dist/test/chaos/run.js [--only FAULT,FAULT] [--rank-kills N] [--tries N] [--seed N]
+//
+// --rank-kills (default 20) rank SIGKILLs in all, up to 5 per job; --tries (default 3) tries of
+// every other fault kind.
 //
 // Most tries run on a "stack" as a cluster is laid out: a Redis (durable, on a fixed port so it can
 // be restarted where its clients expect it), the orchestrator in this process, and the node agent
@@ -54,12 +57,16 @@ const { values: args } = parseArgs({
   options: {
     only: { type: 'string' },
     'rank-kills': { type: 'string', default: '20' },
+    tries: { type: 'string', default: '3' },
     seed: { type: 'string' },
   },
 });
 const rankKills = Number(args['rank-kills']);
 if (!Number.isInteger(rankKills) || rankKills < 0)
   throw new Error(`--rank-kills: a whole number, got '${args['rank-kills']}'`);
+const tries = Number(args.tries);
+if (!Number.isInteger(tries) || tries < 1)
+  throw new Error(`--tries: a whole number from 1, got '${args.tries}'`);
 
 // A seeded generator, so a run that found something can be repeated (the seed is printed).
 let seed = args.seed !== undefined ? Number(args.seed) : randomInt(2 ** 31);
@@ -534,8 +541,9 @@ async function flipByte(dir: string): Promise<void> {
 }
 
 async function truncateFile(dir: string): Promise<void> {
-  const files = (await readdir(dir)).filter((n) => n !== 'manifest.json').sort();
-  const file = join(dir, pick(files));
+  // One of the files the checkpoint is made of (the commit's part-rank-N.json notes are not).
+  const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as { files: object };
+  const file = join(dir, pick(Object.keys(manifest.files).sort()));
   await truncate(file, Math.floor((await stat(file)).size / 2));
 }
 
@@ -687,11 +695,16 @@ async function main(): Promise<void> {
     note(`reference run done after ${((Date.now() - started) / 1000).toFixed(0)} s`);
 
     const counts: Count[] = [];
-    const once = async (fault: string, run: () => Promise<{ tried: number; verdict: Verdict }>) => {
+    const repeated = async (fault: string, run: () => Promise<{ tried: number; verdict: Verdict }>) => {
       if (!wanted(fault)) return;
       const at = Date.now();
-      const { tried, verdict } = await run();
-      const count = { fault, tried, recovered: verdict.ok ? tried : 0, lost: verdict.ok ? 0 : tried };
+      const count: Count = { fault, tried: 0, recovered: 0, lost: 0 };
+      for (let n = 0; n < tries; n++) {
+        const { tried, verdict } = await run();
+        count.tried += tried;
+        if (verdict.ok) count.recovered += tried;
+        else count.lost += tried;
+      }
       counts.push(count);
       console.log(JSON.stringify(count));
       note(`${fault}: ${((Date.now() - at) / 1000).toFixed(0)} s`);
@@ -701,22 +714,23 @@ async function main(): Promise<void> {
       counts.push(count);
       console.log(JSON.stringify(count));
     }
-    await once('rank-sigstop', () => stackTry('rank-sigstop', rankStop));
-    await once('server-sigkill', serverKill);
-    await once('agent-sigkill', () => stackTry('agent-sigkill', agentKill));
-    await once('redis-restart', () =>
+    await repeated('rank-sigstop', () => stackTry('rank-sigstop', rankStop));
+    await repeated('server-sigkill', serverKill);
+    await repeated('agent-sigkill', () => stackTry('agent-sigkill', agentKill));
+    await repeated('redis-restart', () =>
       stackTry('redis-restart', redisRestart, () => Promise.resolve(undefined)),
     );
-    const flipped = { step: 0 };
-    await once('checkpoint-flipped-byte', () =>
-      stackTry('checkpoint-flipped-byte', damageNewest(flipByte, flipped), resumedBefore(flipped)),
-    );
-    const truncated = { step: 0 };
-    await once('checkpoint-truncated', () =>
-      stackTry('checkpoint-truncated', damageNewest(truncateFile, truncated), resumedBefore(truncated)),
-    );
-    await once('disk-full-during-save', diskFull);
-    await once('telemetry-reconnect', () => stackTry('telemetry-reconnect', serverGone, reconnected));
+    for (const [fault, damage] of [
+      ['checkpoint-flipped-byte', flipByte],
+      ['checkpoint-truncated', truncateFile],
+    ] as const) {
+      await repeated(fault, () => {
+        const damaged = { step: 0 };
+        return stackTry(fault, damageNewest(damage, damaged), resumedBefore(damaged));
+      });
+    }
+    await repeated('disk-full-during-save', diskFull);
+    await repeated('telemetry-reconnect', () => stackTry('telemetry-reconnect', serverGone, reconnected));
     const lost = counts.reduce((n, c) => n + c.lost, 0);
     note(`done in ${((Date.now() - started) / 1000).toFixed(0)} s: ${lost} lost`);
     process.exitCode = lost > 0 ? 1 : 0;
