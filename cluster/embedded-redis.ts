@@ -62,6 +62,8 @@ export interface EmbeddedRedisOptions {
   dataDir?: string;
   /** Listen on this port (a Redis started again where its clients expect it); default: a free one. */
   port?: number;
+  /** The address to listen on (default 127.0.0.1), e.g. one other network namespaces can reach. */
+  host?: string;
 }
 
 // $1: redis-server binary, $2: folder to remove once redis has exited ('' for none), then its
@@ -83,6 +85,9 @@ exit $code
 /** The redis-server arguments for a port and a folder. */
 function redisArgs(host: string, port: number, dir: string, durable: boolean): string[] {
   const common = ['--port', String(port), '--bind', host, '--dir', dir, '--daemonize', 'no', '--save', ''];
+  // Redis refuses clients from other hosts while it has no password (protected mode); a Redis told
+  // to listen beyond loopback is meant for them (a private network the caller chose).
+  if (!host.startsWith('127.')) common.push('--protected-mode', 'no');
   if (!durable) return [...common, '--appendonly', 'no'];
   return [
     ...common,
@@ -100,7 +105,7 @@ function redisArgs(host: string, port: number, dir: string, durable: boolean): s
 }
 
 export async function startEmbeddedRedis(options: EmbeddedRedisOptions = {}): Promise<EmbeddedRedis> {
-  const host = '127.0.0.1';
+  const host = options.host ?? '127.0.0.1';
   const durable = options.dataDir !== undefined;
   const dir = durable ? resolve(options.dataDir!) : await mkdtemp(join(tmpdir(), 'longctx-redis-'));
   if (durable) await mkdir(dir, { recursive: true });

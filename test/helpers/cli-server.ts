@@ -1,7 +1,7 @@
 // The real `longctx server` in its own process (as an operator starts it), and the Control client
 // that talks to it: for the tests and the chaos run that kill the server outright.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { makeGenericClientConstructor, type Client } from '@grpc/grpc-js';
+import { makeGenericClientConstructor, Metadata, type Client } from '@grpc/grpc-js';
 import { join } from 'node:path';
 
 import { repoRoot } from '../../core/repo-root.js';
@@ -10,13 +10,20 @@ import { controlService } from '../../proto/services.js';
 
 export const ControlClient = makeGenericClientConstructor(controlService, 'Control');
 
-/** One unary Control call (the generic client has no typed methods). */
-export function unary<Req, Res>(client: Client, method: string, request: Req): Promise<Res> {
+/** One unary Control call (the generic client has no typed methods); metadata e.g. the admin token. */
+export function unary<Req, Res>(
+  client: Client,
+  method: string,
+  request: Req,
+  metadata: Metadata = new Metadata(),
+): Promise<Res> {
   return new Promise((resolve, reject) =>
-    (client as unknown as Record<string, (r: Req, cb: (e: Error | null, r: Res) => void) => void>)[method]!(
-      request,
-      (e, r) => (e ? reject(e) : resolve(r)),
-    ),
+    (
+      client as unknown as Record<
+        string,
+        (r: Req, m: Metadata, cb: (e: Error | null, r: Res) => void) => void
+      >
+    )[method]!(request, metadata, (e, r) => (e ? reject(e) : resolve(r))),
   );
 }
 
