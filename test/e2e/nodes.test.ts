@@ -1,6 +1,6 @@
 // Several nodes on one Redis, as separate machines: two network namespaces joined to this host by
-// veth pairs in 169.254.0.0/16, a node agent in each (`cluster/agent-main.js`, as on a real
-// machine), one orchestrator and one Redis listening on a link-local address of this host. Each
+// veth pairs in 169.254.0.0/16, a node agent in each (`longctx agent`, as on a real machine, and
+// `cluster/agent-main.js`), one orchestrator and one Redis listening on a link-local address of this host. Each
 // node trains a job whole (a gang is never split across nodes), its ranks running inside the
 // node's namespace and reaching Redis and the Telemetry service over the veth; the runs folder is
 // shared. The agent of one node is killed with SIGKILL mid-job: its gang is torn down, a new agent
@@ -23,6 +23,7 @@ import { synth } from '../../data/synth.js';
 import { startServer, type RunningServer } from '../../orchestrator/server.js';
 import type { longctx } from '../../proto/services.js';
 import { ControlClient, unary, until } from '../helpers/cli-server.js';
+import { repoRoot } from '../../core/repo-root.js';
 import { AGENT_MAIN } from '../helpers/control.js';
 import {
   createLinkLocalNodes,
@@ -35,6 +36,7 @@ import {
 const skipReason = netnsSkipReason();
 const STEPS = 24;
 const ADMIN_TOKEN = 'nodes-test-token';
+const CLI_MAIN = join(repoRoot, 'dist/orchestrator/cli/main.js');
 
 let root = '';
 let net: LinkLocalNodes | undefined;
@@ -108,36 +110,46 @@ const body = async (t: ExecutionContext) => {
       nodeFile,
       `node: ${names[i]}\nkind: cpu\ndevices: 2\ndevice_memory: 256MiB\nsgemm_gflops: 20\n`,
     );
-    const agent = spawn(
-      'ip',
-      [
-        'netns',
-        'exec',
-        net!.nodes[i]!.namespace,
-        process.execPath,
-        AGENT_MAIN,
-        '--redis',
-        redis!.url,
-        '--telemetry',
-        grpcAddress,
-        '--runs',
-        runsDir,
-        '--node-file',
-        nodeFile,
-        '--no-gpu',
-        '--lease-ms',
-        '3000',
-        '--lock-ms',
-        '4000',
-        '--stalled-ms',
-        '2000',
-        '--grace-ms',
-        '3000',
-        '--backoff-ms',
-        '200',
-      ],
-      { stdio: ['ignore', 'ignore', 'inherit'] },
-    );
+    // node-a runs `longctx agent` as an operator would; node-b the agent entry point with short
+    // leases and timeouts, so its relaunch after the kill below is quick.
+    const command =
+      i === 0
+        ? [
+            CLI_MAIN,
+            'agent',
+            '--redis',
+            redis!.url,
+            '--server',
+            grpcAddress,
+            '--runs',
+            runsDir,
+            '--node-file',
+            nodeFile,
+          ]
+        : [
+            AGENT_MAIN,
+            '--redis',
+            redis!.url,
+            '--telemetry',
+            grpcAddress,
+            '--runs',
+            runsDir,
+            '--node-file',
+            nodeFile,
+            '--lease-ms',
+            '3000',
+            '--lock-ms',
+            '4000',
+            '--stalled-ms',
+            '2000',
+            '--grace-ms',
+            '3000',
+            '--backoff-ms',
+            '200',
+          ];
+    const agent = spawn('ip', ['netns', 'exec', net!.nodes[i]!.namespace, process.execPath, ...command], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
     agents.push(agent);
     return agent;
   };
