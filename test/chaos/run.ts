@@ -321,7 +321,7 @@ class Stack {
   }
 
   tail(): string {
-    return this.agentOutput.trim().split('\n').slice(-5).join(' | ');
+    return this.agentOutput.trim().split('\n').slice(-12).join(' | ');
   }
 }
 
@@ -389,7 +389,8 @@ async function stackTry(
         return { tried: 1, verdict: { ok: false, reason: `${verdict.reason} (agent: ${stack.tail()})` } };
       const job = (await stack.control.queue.get(id))!;
       const missing = await evidence(stack, job, id);
-      return { tried: 1, verdict: missing ? { ok: false, reason: missing } : verdict };
+      if (missing) return { tried: 1, verdict: { ok: false, reason: `${missing} (agent: ${stack.tail()})` } };
+      return { tried: 1, verdict };
     } finally {
       await stack.stop();
     }
@@ -405,7 +406,7 @@ const restarted = async (stack: Stack, job: JobRecord, id: string) =>
 /** SIGKILL of a random rank at a random moment, several per job, until `total` were tried. */
 async function rankKillTries(total: number): Promise<Count> {
   const count: Count = { fault: 'rank-sigkill', tried: 0, recovered: 0, lost: 0 };
-  for (let n = 1; count.tried < total && n <= Math.ceil(total / KILLS_PER_JOB) + 3; n++) {
+  for (let n = 1; count.tried < total && n <= 3 * Math.ceil(total / KILLS_PER_JOB); n++) {
     let kills = 0;
     const result = await attempt(`rank-kill-${n}`, async (dir) => {
       const stack = await Stack.start(dir);
@@ -416,7 +417,7 @@ async function rankKillTries(total: number): Promise<Count> {
           const job = await stack.control.running(id);
           if (job === 'ended') break;
           // A random moment of this attempt: from its first seconds (rendezvous, resume) to late steps.
-          await sleep(Math.floor(random() * 3000));
+          await sleep(Math.floor(random() * 1500));
           const now = await stack.control.queue.get(id);
           if (!now || now.state !== 'RUNNING' || now.attempt !== job.attempt) continue;
           const pid = pick(now.pids);
