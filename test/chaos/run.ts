@@ -18,18 +18,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { credentials, type Client } from '@grpc/grpc-js';
 import { randomInt } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import {
-  mkdir,
-  mkdtemp,
-  open,
-  readdir,
-  readFile,
-  rm,
-  stat,
-  statfs,
-  truncate,
-  writeFile,
-} from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -499,30 +488,46 @@ async function reconnected(stack: Stack, job: JobRecord, id: string): Promise<st
   return progress?.step === STEPS ? undefined : `the server heard up to step ${progress?.step ?? 'none'}`;
 }
 
-/** The newest checkpoint folder (by name) of a job. */
-async function newestCheckpoint(runsDir: string, id: string): Promise<string | undefined> {
-  const names = (await readdir(checkpointsOf(runsDir, id)).catch(() => [] as string[]))
+/** A job's published checkpoint folders, oldest first. */
+async function checkpointFolders(runsDir: string, id: string): Promise<string[]> {
+  return (await readdir(checkpointsOf(runsDir, id)).catch(() => [] as string[]))
     .filter((n) => /^step-\d+$/.test(n))
-    .sort();
-  return names.length > 0 ? join(checkpointsOf(runsDir, id), names.at(-1)!) : undefined;
+    .sort()
+    .map((n) => join(checkpointsOf(runsDir, id), n));
+}
+
+async function newestCheckpoint(runsDir: string, id: string): Promise<string | undefined> {
+  return (await checkpointFolders(runsDir, id)).at(-1);
 }
 
 /**
  * Damages the newest checkpoint while the gang is frozen (SIGSTOP: no newer one can appear),
- * then kills a rank: the relaunch must pass over the damaged checkpoint and resume from an older one.
+ * then kills a rank: the relaunch must pass over the damaged checkpoint and resume from an older
+ * one. Saves run beside training, so a step count says nothing about what is published: the
+ * gang is frozen only once two checkpoints are (tried again if a save landed meanwhile).
  */
 function damageNewest(damage: (dir: string) => Promise<void>, damaged: { step: number }) {
   return async (stack: Stack, id: string): Promise<boolean> => {
-    // Two checkpoints exist: the damaged newest and an older one to fall back on.
-    const job = await stack.control.running(id, 2 * CHECKPOINT_EVERY + 1);
-    if (job === 'ended') return false;
-    for (const pid of job.pids) process.kill(pid, 'SIGSTOP');
-    const newest = await newestCheckpoint(stack.runsDir, id);
-    if (!newest) throw new Error('no checkpoint to damage');
-    damaged.step = Number(/step-(\d+)$/.exec(newest)![1]);
-    await damage(newest);
-    process.kill(pick(job.pids), 'SIGKILL');
-    return true;
+    for (;;) {
+      const job = await stack.control.running(id, 1);
+      if (job === 'ended') return false;
+      const published = await checkpointFolders(stack.runsDir, id);
+      if (published.length < 2) {
+        await sleep(100);
+        continue;
+      }
+      for (const pid of job.pids) process.kill(pid, 'SIGSTOP');
+      const frozen = await checkpointFolders(stack.runsDir, id);
+      if (frozen.length < 2) {
+        for (const pid of job.pids) process.kill(pid, 'SIGCONT'); // retention was mid-way: look again
+        continue;
+      }
+      const newest = frozen.at(-1)!;
+      damaged.step = Number(/step-(\d+)$/.exec(newest)![1]);
+      await damage(newest);
+      process.kill(pick(job.pids), 'SIGKILL');
+      return true;
+    }
   };
 }
 
@@ -580,31 +585,43 @@ async function diskFull(): Promise<{ tried: number; verdict: Verdict }> {
     return await stackTry(
       'disk-full',
       async (stack, id) => {
-        const job = await stack.control.running(id, CHECKPOINT_EVERY + 1);
+        // Once a checkpoint is published, the disk fills up and stays full (something else keeps
+        // writing, as a runaway log would: space that retention frees is taken again) until a save
+        // has failed and the job left that attempt; then the space is freed.
+        await until(() => newestCheckpoint(stack.runsDir, id), 120_000, 'a first checkpoint');
+        const job = await stack.control.running(id, 1);
         if (job === 'ended') return false;
-        const newest = await newestCheckpoint(stack.runsDir, id);
-        const sizes = await Promise.all(
-          (await readdir(newest!)).map(async (n) => (await stat(join(newest!, n))).size),
-        );
-        const checkpointBytes = sizes.reduce((a, b) => a + b, 0);
-        const free = await statfs(stack.runsDir).then((s) => s.bavail * s.bsize);
         const filler = join(stack.runsDir, 'filler');
-        // Room for half a checkpoint: the next save runs out of space part way through. The gang
-        // is frozen meanwhile, so that save comes after the disk is full.
-        for (const pid of job.pids) process.kill(pid, 'SIGSTOP');
-        await writeFile(filler, Buffer.alloc(Math.max(0, free - Math.floor(checkpointBytes / 2))));
-        for (const pid of job.pids) process.kill(pid, 'SIGCONT');
-        note(
-          `disk-full: ${Math.floor(checkpointBytes / 2)} bytes left on the tmpfs (a checkpoint is ${checkpointBytes})`,
-        );
-        await until(
-          async () => {
-            const j = await stack.control.queue.get(id);
-            return j && (j.attempt > job.attempt || END_STATES.includes(j.state)) ? true : undefined;
-          },
-          120_000,
-          'the save to fail',
-        );
+        const handle = await open(filler, 'a');
+        let filled = 0;
+        /** Writes until no 4 KiB block is left (smaller and smaller pieces as space runs out). */
+        const fillUp = async () => {
+          for (let chunk = 1 << 20; chunk >= 4096;) {
+            const { bytesWritten } = await handle
+              .write(Buffer.alloc(chunk))
+              .catch(() => ({ bytesWritten: 0 }));
+            filled += bytesWritten;
+            if (bytesWritten < chunk) chunk = Math.floor(chunk / 4);
+          }
+        };
+        try {
+          // Frozen while it fills, so the gang's next write meets a full disk.
+          for (const pid of job.pids) process.kill(pid, 'SIGSTOP');
+          await fillUp();
+          for (const pid of job.pids) process.kill(pid, 'SIGCONT');
+          await until(
+            async () => {
+              await fillUp();
+              const j = await stack.control.queue.get(id);
+              return j && (j.attempt > job.attempt || END_STATES.includes(j.state)) ? true : undefined;
+            },
+            120_000,
+            'a save to fail on the full disk',
+          );
+        } finally {
+          await handle.close();
+        }
+        note(`disk-full: ${filled} bytes of filler until attempt ${job.attempt} ended`);
         await rm(filler);
         return true;
       },
