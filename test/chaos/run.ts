@@ -405,8 +405,30 @@ async function rankKillTries(total: number): Promise<Count> {
         while (kills < wanted) {
           const job = await stack.control.running(id);
           if (job === 'ended') break;
-          // A random moment of this attempt: from its first seconds (rendezvous, resume) to late steps.
-          await sleep(Math.floor(random() * 1500));
+          // A random moment of this attempt: a third of the kills in its first half second
+          // (rendezvous, resume), the rest at a random step still ahead (jobs take seconds here,
+          // so a random delay alone mostly missed them).
+          if (random() < 1 / 3) await sleep(Math.floor(random() * 500));
+          else {
+            const from = ((await stack.control.history.progress(id))?.step ?? 0) + 1;
+            const target = from + Math.floor(random() * Math.max(1, STEPS - 4 - from));
+            await until(
+              async () => {
+                const [j, p] = await Promise.all([
+                  stack.control.queue.get(id),
+                  stack.control.history.progress(id),
+                ]);
+                return !j ||
+                  j.attempt !== job.attempt ||
+                  END_STATES.includes(j.state) ||
+                  (p?.step ?? 0) >= target
+                  ? true
+                  : undefined;
+              },
+              120_000,
+              `job ${id} to reach step ${target}`,
+            );
+          }
           const now = await stack.control.queue.get(id);
           if (!now || now.state !== 'RUNNING' || now.attempt !== job.attempt) continue;
           const pid = pick(now.pids);
