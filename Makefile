@@ -13,7 +13,7 @@ NPM_STAMP := node_modules/.package-lock.json
 PROTO_GEN := proto/gen/longctx.js proto/gen/longctx.d.ts proto/gen/longctx.json
 ADDON := build/native/Release/longctx.node
 
-.PHONY: setup apt npm build ts addon proto dashboard lint format test demo bench clean gpu-check
+.PHONY: setup apt npm build ts addon proto dashboard lint format test demo bench clean gpu-check chaos
 
 setup: apt npm
 
@@ -85,6 +85,12 @@ demo: build
 # bash .gpu/run bash -s < scripts/gpu-check.sh
 gpu-check: build
 	bash scripts/gpu-check.sh
+
+# Real jobs through real faults (rank kills, a frozen rank, server/agent/Redis deaths, damaged
+# checkpoints, a full disk, telemetry reconnects); one JSON line per fault kind. Needs root (the
+# full-disk fault mounts a tmpfs). Not part of `test`: it runs for minutes.
+chaos: build
+	node dist/test/chaos/run.js
 
 bench: build
 	npm run bench -- all --json

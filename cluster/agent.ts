@@ -25,6 +25,7 @@ import {
   type BackoffPolicy,
 } from '../control/recovery.js';
 import type { JobRecord } from '../control/job-record.js';
+import { subscriberConnection } from '../control/events.js';
 import { nodeQueueName } from '../control/keys.js';
 import { PendingQueue, type AttemptRef } from '../control/pending.js';
 import { ControlStore } from '../control/store.js';
@@ -144,7 +145,7 @@ export class NodeAgent {
       this.leaseMs / 3,
     );
 
-    const subscriber = this.options.redis.duplicate();
+    const subscriber = subscriberConnection(this.options.redis);
     this.subscriber = subscriber;
     subscriber.on('message', (_channel: string, message: string) => this.onControl(message));
     await subscriber.subscribe(this.store.keys.nodeControl(this.node));

@@ -60,6 +60,10 @@ export interface EmbeddedRedisOptions {
   startTimeoutMs?: number;
   /** Keep the data here (append-only, fsync every second) instead of a temporary folder. */
   dataDir?: string;
+  /** Listen on this port (a Redis started again where its clients expect it); default: a free one. */
+  port?: number;
+  /** The address to listen on (default 127.0.0.1), e.g. one other network namespaces can reach. */
+  host?: string;
 }
 
 // $1: redis-server binary, $2: folder to remove once redis has exited ('' for none), then its
@@ -81,6 +85,9 @@ exit $code
 /** The redis-server arguments for a port and a folder. */
 function redisArgs(host: string, port: number, dir: string, durable: boolean): string[] {
   const common = ['--port', String(port), '--bind', host, '--dir', dir, '--daemonize', 'no', '--save', ''];
+  // Redis refuses clients from other hosts while it has no password (protected mode); a Redis told
+  // to listen beyond loopback is meant for them (a private network the caller chose).
+  if (!host.startsWith('127.')) common.push('--protected-mode', 'no');
   if (!durable) return [...common, '--appendonly', 'no'];
   return [
     ...common,
@@ -98,16 +105,16 @@ function redisArgs(host: string, port: number, dir: string, durable: boolean): s
 }
 
 export async function startEmbeddedRedis(options: EmbeddedRedisOptions = {}): Promise<EmbeddedRedis> {
-  const host = '127.0.0.1';
+  const host = options.host ?? '127.0.0.1';
   const durable = options.dataDir !== undefined;
   const dir = durable ? resolve(options.dataDir!) : await mkdtemp(join(tmpdir(), 'longctx-redis-'));
   if (durable) await mkdir(dir, { recursive: true });
   const removeTemp = () => (durable ? Promise.resolve() : rm(dir, { recursive: true, force: true }));
   const binary = options.binary ?? 'redis-server';
   const deadline = Date.now() + (options.startTimeoutMs ?? 10_000);
-  // A port can be taken between freePort() and redis binding it: try a few.
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const port = await freePort();
+  // A port can be taken between freePort() and redis binding it: try a few (a given port once).
+  for (let attempt = 0; attempt < (options.port === undefined ? 5 : 1); attempt++) {
+    const port = options.port ?? (await freePort());
     const child: ChildProcess = spawn(
       'bash',
       ['-c', WATCHER, 'longctx-redis', binary, durable ? '' : dir, ...redisArgs(host, port, dir, durable)],
@@ -167,6 +174,7 @@ export async function startEmbeddedRedis(options: EmbeddedRedisOptions = {}): Pr
     }
   }
   await removeTemp();
+  if (options.port !== undefined) throw new Error(`could not start redis-server on port ${options.port}`);
   throw new Error('could not start redis-server on a free port after 5 attempts');
 }
 

@@ -53,6 +53,17 @@ export interface EventSubscription {
 }
 
 /**
+ * A connection of its own for subscribing (a subscribed connection can do nothing else). ioredis
+ * reconnects it by itself and the connection it duplicates reports the outage, so its own errors
+ * are absorbed here: without a listener every retry prints an unhandled error event.
+ */
+export function subscriberConnection(redis: Redis): Redis {
+  const subscriber = redis.duplicate();
+  subscriber.on('error', () => undefined);
+  return subscriber;
+}
+
+/**
  * Calls `onEvent` for every job state change from now on (all jobs; filter by jobId). Uses its
  * own connection, since a subscribed Redis connection can do nothing else.
  */
@@ -61,7 +72,7 @@ export async function watchJobEvents(
   keys: Keys,
   onEvent: (event: JobEvent) => void,
 ): Promise<EventSubscription> {
-  const subscriber = redis.duplicate();
+  const subscriber = subscriberConnection(redis);
   subscriber.on('message', (_channel: string, message: string) => onEvent(parseJobEvent(message)));
   await subscriber.subscribe(keys.jobEventsChannel);
   return {

@@ -36,7 +36,7 @@ export class PendingQueue {
   readonly queue: Queue<AttemptRef>;
 
   constructor(connection: Redis, prefix: string) {
-    this.queue = new Queue<AttemptRef>(PENDING_QUEUE, { connection, prefix });
+    this.queue = quiet(new Queue<AttemptRef>(PENDING_QUEUE, { connection, prefix }));
   }
 
   /** Enqueues the job's next attempt; adding an entry that exists already changes nothing. */
@@ -67,7 +67,16 @@ export class PendingQueue {
 
 /** The queue a node's agent consumes; the scheduler adds `<job>.<attempt>` there after placing. */
 export function nodeQueue(connection: Redis, prefix: string, node: string): Queue<AttemptRef> {
-  return new Queue<AttemptRef>(nodeQueueName(node), { connection, prefix });
+  return quiet(new Queue<AttemptRef>(nodeQueueName(node), { connection, prefix }));
+}
+
+/**
+ * A queue re-emits its connection's errors; the connection (connectRedis) reports an outage once
+ * and reconnects by itself, and a queue without a listener would print every retry.
+ */
+function quiet(queue: Queue<AttemptRef>): Queue<AttemptRef> {
+  queue.on('error', () => undefined);
+  return queue;
 }
 
 /** Finished runs a node queue keeps (completed and failed, each), so BullMQ tools show a history. */

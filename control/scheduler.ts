@@ -22,6 +22,7 @@ import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 
 import { DEFAULT_BACKOFF, finishAttempt, type BackoffPolicy } from './recovery.js';
+import { subscriberConnection } from './events.js';
 import { ACTIVE_STATES, type JobRecord } from './job-record.js';
 import { entryId, handOff, nodeQueue, PendingQueue, type AttemptRef, type PendingEntry } from './pending.js';
 import { ControlStore, freeDevices, type NodeStatus } from './store.js';
@@ -80,7 +81,7 @@ export class Scheduler {
   async start(): Promise<void> {
     if (!this.stopped) return;
     this.stopped = false;
-    const subscriber = this.options.redis.duplicate();
+    const subscriber = subscriberConnection(this.options.redis);
     this.subscriber = subscriber;
     subscriber.on('message', () => this.kick());
     await subscriber.subscribe(this.store.keys.jobEventsChannel, this.store.keys.nodeEventsChannel);

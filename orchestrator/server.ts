@@ -26,6 +26,7 @@ import { ControlService } from './rpc/control-service.js';
 import { nodeDeviceProfile } from './plan/admission.js';
 import { addStandardServices } from './rpc/standard-services.js';
 import { TelemetryHistory } from '../control/telemetry-history.js';
+import { subscriberConnection } from '../control/events.js';
 import { TelemetryService } from './telemetry/telemetry-service.js';
 import type { BackoffPolicy } from '../control/recovery.js';
 import { Watchdog } from './watchdog.js';
@@ -170,7 +171,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       runsDir,
       ...(options.adminToken ? { adminToken: options.adminToken } : {}),
       subscribe: async (channel, onMessage) => {
-        const sub = redis.duplicate();
+        const sub = subscriberConnection(redis);
         sub.on('message', (c: string, message: string) => {
           if (c === channel) onMessage(message);
         });

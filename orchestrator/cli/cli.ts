@@ -4,6 +4,7 @@ import { runDataCommand } from '../../data/commands.js';
 import { NodeFileError } from '../../cluster/inventory.js';
 import { Args, UsageError } from './args.js';
 import type { CliIo, Command } from './command.js';
+import { agentCommand } from './commands/agent.js';
 import { cancelCommand } from './commands/cancel.js';
 import { checkpointsCommand } from './commands/checkpoints.js';
 import { demoCommand } from './commands/demo.js';
@@ -21,6 +22,7 @@ import { CliError, ExitCode, EXIT_CODES_HELP } from './exit-codes.js';
 
 export const COMMANDS: Command[] = [
   serverCommand,
+  agentCommand,
   submitCommand,
   planCommand,
   lsCommand,

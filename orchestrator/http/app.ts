@@ -16,7 +16,7 @@ import type { TelemetryHistory } from '../../control/telemetry-history.js';
 import { isAdminToken, isAuthorized, tokenCookie } from './auth.js';
 import { DashboardApi } from './dashboard-api.js';
 import { LiveFeed } from './live-feed.js';
-import { createMetrics } from './metrics.js';
+import { createMetrics, type TelemetryCounts } from './metrics.js';
 import { DEFAULT_DASHBOARD_DIR, serveDashboardFile } from './static-files.js';
 import type { JobPlan } from './views.js';
 
@@ -34,7 +34,7 @@ export interface HttpAppOptions {
   /** When set, required on every route but /healthz (Bearer header, or the dashboard's cookie). */
   adminToken?: string;
   /** The Telemetry service, for its count of ingested reports in /metrics. */
-  telemetry?: { reportsIngested: number };
+  telemetry?: TelemetryCounts;
   /** The server's gRPC address (host:port), named on /healthz. */
   grpcAddress?: string;
   /** Where the built dashboard is (default: dist/orchestrator/dashboard). */

@@ -4,7 +4,7 @@
 // connections does not grow with the number of open dashboards.
 import type { Redis } from 'ioredis';
 
-import { parseJobEvent, type JobEvent } from '../../control/events.js';
+import { parseJobEvent, subscriberConnection, type JobEvent } from '../../control/events.js';
 import type { Keys } from '../../control/keys.js';
 import type { TelemetryHistory, TelemetryUpdate } from '../../control/telemetry-history.js';
 
@@ -25,7 +25,7 @@ export class LiveFeed {
     private readonly log: (line: string) => void,
   ) {
     // A subscribed connection can do nothing else, hence a connection of its own.
-    this.subscriber = redis.duplicate();
+    this.subscriber = subscriberConnection(redis);
     const telemetryPattern = history.channel('*');
     this.subscriber.on('message', (channel: string, message: string) => {
       if (channel === this.keys.jobEventsChannel)

@@ -26,14 +26,20 @@ export interface MetricsOptions {
   history: TelemetryHistory;
   live: LiveFeed;
   getPlan: (jobId: string) => Promise<JobPlan | undefined>;
-  /** The Telemetry service, for its count of ingested reports. */
-  telemetry?: { reportsIngested: number };
+  /** The Telemetry service, for its counts of ingested and dropped reports. */
+  telemetry?: TelemetryCounts;
   /**
    * Also export the process's own metrics (CPU, memory, event loop) under the standard names every
    * Prometheus client library uses (process_cpu_seconds_total, nodejs_heap_size_used_bytes), so
    * stock dashboards and alerts find them; Prometheus' job/instance labels say whose they are.
    */
   processMetrics?: boolean;
+}
+
+export interface TelemetryCounts {
+  reportsIngested: number;
+  /** Step reports and heartbeats dropped per job (its backlog was full) since the server started. */
+  reportsDroppedByJob?: ReadonlyMap<string, number>;
 }
 
 interface JobSnapshot {
@@ -255,6 +261,22 @@ export function createMetrics(options: MetricsOptions): Metrics {
       collect() {
         this.reset();
         this.inc(telemetry.reportsIngested);
+      },
+    });
+  }
+
+  // Dropped telemetry, per job: a job whose backlog overflowed lost step reports and heartbeats
+  // (its charts have gaps). Jobs listed like the other per-job series; counts since server start.
+  const dropped = telemetry?.reportsDroppedByJob;
+  if (dropped) {
+    new Counter({
+      name: 'longctx_telemetry_reports_dropped_total',
+      help: 'Step reports and heartbeats of the job the server dropped because too many waited to be stored.',
+      labelNames: ['job_id'],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const { job } of await jobsNow()) this.inc({ job_id: job.id }, dropped.get(job.id) ?? 0);
       },
     });
   }

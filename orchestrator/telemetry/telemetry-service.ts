@@ -48,8 +48,10 @@ export class TelemetryService {
   private readonly streams = new Map<string, Set<Call>>();
   /** Reports handled, for the ingestion benchmark and /metrics. */
   reportsIngested = 0;
-  /** Step reports and heartbeats dropped because their job had too many waiting, for /metrics. */
+  /** Step reports and heartbeats dropped because their job had too many waiting, all jobs. */
   reportsDropped = 0;
+  /** The same drops per job since this server started, for /metrics. */
+  readonly reportsDroppedByJob = new Map<string, number>();
   private readonly pending = new Map<string, number>();
   /** Drops per job since the log last said so. */
   private readonly droppedSinceLog = new Map<string, number>();
@@ -118,6 +120,7 @@ export class TelemetryService {
 
   private drop(jobId: string, limit: number): void {
     this.reportsDropped++;
+    this.reportsDroppedByJob.set(jobId, (this.reportsDroppedByJob.get(jobId) ?? 0) + 1);
     const before = this.droppedSinceLog.get(jobId) ?? 0;
     this.droppedSinceLog.set(jobId, before + 1);
     if (before === 0)

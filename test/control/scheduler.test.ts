@@ -159,6 +159,50 @@ test('two 4-device jobs run side by side on an 8-device node while a third waits
   await assertNoDoubleBooking(t, s);
 });
 
+test('with two nodes a gang is never split: each job lands whole on one node, or waits', async (t) => {
+  const s = await setup(t, [
+    ['node-a', 4],
+    ['node-b', 4],
+  ]);
+  const x = await s.submit('x', 2);
+  t.deepEqual(
+    (await s.scheduler.runPass()).placed.map((p) => [p.jobId, p.node, p.devices.length]),
+    [[x, 'node-a', 2]],
+  );
+  // 2 devices are free on node-a, 4 on node-b: the 3-device job goes whole onto node-b.
+  const y = await s.submit('y', 3);
+  t.deepEqual(
+    (await s.scheduler.runPass()).placed.map((p) => [p.jobId, p.node, p.devices.length]),
+    [[y, 'node-b', 3]],
+  );
+  // Best fit: node-a's 2 free devices, not node-b's 1.
+  const z = await s.submit('z', 2);
+  t.deepEqual(
+    (await s.scheduler.runPass()).placed.map((p) => [p.jobId, p.node, p.devices.length]),
+    [[z, 'node-a', 2]],
+  );
+  // 3 devices free in all (2 on node-a, 1 on node-b), but no node has 3: the job waits whole.
+  await s.finish(x);
+  const w = await s.submit('w', 3);
+  t.deepEqual((await s.scheduler.runPass()).placed, []);
+  t.is((await s.job(w)).state, 'QUEUED');
+  t.deepEqual((await s.store.nodes()).map((n) => [n.name, freeDevices(n)]).sort(), [
+    ['node-a', 2],
+    ['node-b', 1],
+  ]);
+  for (const id of [y, z]) {
+    const job = await s.job(id);
+    t.is(job.deviceIndices.length, job.devices, `${id} holds all its devices on ${job.node}`);
+  }
+  await assertNoDoubleBooking(t, s);
+  // Once node-b's job ends, node-b holds it whole.
+  await s.finish(y);
+  t.deepEqual(
+    (await s.scheduler.runPass()).placed.map((p) => [p.jobId, p.node, p.devices.length]),
+    [[w, 'node-b', 3]],
+  );
+});
+
 test('higher priority runs first, FIFO within a priority', async (t) => {
   const s = await setup(t, [['n2', 2]]);
   const blocker = await s.submit('blocker', 2);
@@ -431,8 +475,7 @@ test('a restarted orchestrator (a new scheduler on the same Redis) loses no job'
 
 test('jobs of a node whose agent is lost go to recovery and are placed on a live node', async (t) => {
   const s = await setup(t, [['big', 8]]);
-  // A lease long enough to outlast the first pass on a loaded machine, short enough to lapse soon.
-  await s.store.registerNode(cpuInventory('small', 4), 'doomed-agent', 2000, 60_000, Date.now());
+  await s.store.registerNode(cpuInventory('small', 4), 'doomed-agent', 60_000, 60_000, Date.now());
   const x = await s.submit('x', 4, 0, 2);
   const y = await s.submit('y', 8);
   let pass = await s.scheduler.runPass();
@@ -446,7 +489,9 @@ test('jobs of a node whose agent is lost go to recovery and are placed on a live
   );
   await s.store.claimJob(x, 'small', 1, 'doomed-agent', Date.now());
   await s.store.claimJob(y, 'big', 1, AGENT, Date.now());
-  // The small node's agent stops renewing its lease.
+  // The small node's agent stops renewing its lease, which lapses (at once here: a short lease
+  // could lapse before the first pass on a loaded machine).
+  await s.queue.redis.pexpire(s.store.keys.nodeAlive('small'), 1);
   await waitFor(
     'the lease of node small to lapse',
     async () => !(await s.store.nodes()).find((n) => n.name === 'small')?.alive,

@@ -7,7 +7,7 @@
 // A second server on the same folder is refused while one runs; `longctx server stop` stops it
 // with its Redis and leaves no process behind.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { credentials, makeGenericClientConstructor, type Client } from '@grpc/grpc-js';
+import { credentials, type Client } from '@grpc/grpc-js';
 import test, { type ExecutionContext } from 'ava';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -27,8 +27,16 @@ import {
   type ServerRecord,
 } from '../../orchestrator/state/server-lock.js';
 import { TelemetryHistory } from '../../control/telemetry-history.js';
-import { controlService, type longctx } from '../../proto/services.js';
+import type { longctx } from '../../proto/services.js';
 import { repoRoot } from '../../core/repo-root.js';
+import {
+  cliServerReady,
+  ControlClient,
+  spawnCliServer,
+  unary,
+  until,
+  type CliServer,
+} from '../helpers/cli-server.js';
 import { useRedis } from '../helpers/redis.js';
 
 const redis = useRedis(test);
@@ -66,82 +74,16 @@ max_restarts: 3
 `;
 }
 
-const ControlClient = makeGenericClientConstructor(controlService, 'Control');
-
-function unary<Req, Res>(client: Client, method: string, request: Req): Promise<Res> {
-  return new Promise((resolve, reject) =>
-    (client as unknown as Record<string, (r: Req, cb: (e: Error | null, r: Res) => void) => void>)[method]!(
-      request,
-      (e, r) => (e ? reject(e) : resolve(r)),
-    ),
-  );
+/** The real CLI server on a runs folder (8 emulated devices), stopped after the file. */
+function spawnServer(runsDir: string): CliServer {
+  const server = spawnCliServer(runsDir, ['--devices', '8', '--device-memory', '256MiB']);
+  started.push(server.child);
+  return server;
 }
-
-async function until<T>(
-  what: () => Promise<T | undefined> | T | undefined,
-  timeoutMs: number,
-  describe: string,
-) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await what();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${describe}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+const ready = (server: CliServer, runsDir: string) => cliServerReady(server, runsDir);
 
 const finalWeights = (runsDir: string, id: string) =>
   readFile(join(runsDir, id, 'checkpoints', `step-${String(STEPS).padStart(8, '0')}`, 'model.safetensors'));
-
-/** The real CLI server on a runs folder; resolves once its record names its gRPC address. */
-interface CliServer {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-function spawnServer(runsDir: string): CliServer {
-  const child = spawn(
-    process.execPath,
-    [
-      join(repoRoot, 'dist/orchestrator/cli/main.js'),
-      'server',
-      '--runs',
-      runsDir,
-      '--port',
-      '0',
-      '--no-http',
-      '--devices',
-      '8',
-      '--device-memory',
-      '256MiB',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LONGCTX_REDIS_URL: '' } },
-  );
-  started.push(child);
-  let output = '';
-  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, output: () => output, exited };
-}
-
-async function ready(server: CliServer, runsDir: string): Promise<ServerRecord> {
-  return until(
-    () => {
-      if (server.child.exitCode !== null) throw new Error(`the server exited: ${server.output()}`);
-      const record = readServerRecord(stateDirOf(runsDir));
-      return record &&
-        record.pid === server.child.pid &&
-        record.grpcAddress &&
-        server.output().includes('ready:')
-        ? record
-        : undefined;
-    },
-    60_000,
-    'the server to be ready',
-  );
-}
 
 interface Session {
   record: ServerRecord;

@@ -1,7 +1,7 @@
 // /metrics read back through a Prometheus text-format parser: every family is well formed, named
 // and typed in Prometheus style, and carries the values that the queue, telemetry history and
 // plan store hold (jobs by state, queue depth, tokens/s, loss, MFU, step time, per-rank memory,
-// restarts, checkpoint time).
+// restarts, checkpoint time, telemetry dropped per job).
 import test from 'ava';
 import parsePrometheusTextFormat, { type MetricFamily } from 'parse-prometheus-text-format';
 
@@ -37,7 +37,7 @@ test('/metrics parses as Prometheus text and reports the jobs, their telemetry a
   const queue = new JobQueue(connection, prefix);
   const history = new TelemetryHistory(connection, queue.store.keys);
   const plans = new PlanStore(connection, queue.store.keys);
-  const telemetry = { reportsIngested: 1234 };
+  const telemetry = { reportsIngested: 1234, reportsDroppedByJob: new Map<string, number>() };
   const app = createHttpApp({ queue, history, redis: connection, plans, telemetry, log: () => {} });
   await app.ready;
   const server = await listen(app);
@@ -84,6 +84,7 @@ test('/metrics parses as Prometheus text and reports the jobs, their telemetry a
   // Pub/sub keeps order: once the histograms hold step 6, both checkpoint reports have been seen.
   await history.recordStep(running.id, 1, steps[5]!);
   const id = running.id;
+  telemetry.reportsDroppedByJob.set(id, 17);
   const scrape = async () => {
     const reply = await get(`${server.url}/metrics`);
     t.is(reply.status, 200);
@@ -168,6 +169,10 @@ test('/metrics parses as Prometheus text and reports the jobs, their telemetry a
   t.is(Number(checkpointSample.sum), 0.75);
 
   t.is(value(families, 'longctx_telemetry_reports_total'), 1234);
+  const dropped = family(families, 'longctx_telemetry_reports_dropped_total');
+  t.is(dropped.type, 'COUNTER');
+  t.is(value(families, 'longctx_telemetry_reports_dropped_total', { job_id: id }), 17);
+  t.is(value(families, 'longctx_telemetry_reports_dropped_total', { job_id: waiting.id }), 0);
   // The process metrics under the names every Prometheus client library gives them.
   t.is(family(families, 'process_cpu_seconds_total').type, 'COUNTER');
   t.true(value(families, 'process_cpu_seconds_total') > 0);

@@ -191,6 +191,7 @@ test('the server bounds what waits per job and says when it drops reports', asyn
     'every report either stored or counted as dropped',
   );
   t.true(service.reportsIngested >= 5);
+  t.deepEqual([...service.reportsDroppedByJob], [['job-b', service.reportsDropped]], 'the drops, per job');
   t.true(logs.some((l) => l.includes('job job-b has 5 reports waiting to be stored; dropping')));
   t.true(
     logs.some((l) => l.includes(`job job-b: ${service.reportsDropped} reports dropped (backlog cleared)`)),
