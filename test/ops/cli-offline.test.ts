@@ -52,7 +52,7 @@ test('--help works for the CLI and for every command, and says how exit codes re
 test('usage errors exit 2 and say what to do', async (t) => {
   const cases: [string[], RegExp][] = [
     [[], /Usage: longctx <command>/],
-    [['frobnicate'], /unknown command 'frobnicate' \(commands: server, submit, .*data\)/],
+    [['frobnicate'], /unknown command 'frobnicate' \(commands: server, agent, submit, .*data\)/],
     [['ls', '--frob'], /unknown option --frob for 'ls'\nRun 'longctx ls --help' for usage/],
     [['ls', 'extra'], /'ls' takes no arguments, got an extra 'extra'/],
     [['ls', '--state', 'sleeping'], /--state: 'sleeping' is not a job state \(states: QUEUED, PLACED/],
