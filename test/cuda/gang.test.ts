@@ -2,7 +2,6 @@
 // devices (ranks_per_gpu: 2), a 2-rank job of the `small` preset (head_dim 64) gang-scheduled on
 // them, both ranks driving CUDA device 0 and finding for themselves that NCCL cannot serve ranks
 // that share a GPU. Needs a GPU (and redis-server).
-import { credentials, makeGenericClientConstructor } from '@grpc/grpc-js';
 import test from 'ava';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,12 +11,11 @@ import { rankLogFileName, runFolder } from '../../core/run-folder.js';
 import { pack } from '../../data/pack.js';
 import { synth } from '../../data/synth.js';
 import { startServer } from '../../orchestrator/server.js';
-import { controlService, type longctx } from '../../proto/services.js';
 import { useRedis } from '../helpers/redis.js';
+import { submitSpec, waitForEnd } from '../helpers/submit.js';
 import { gpuTest } from './gpu.js';
 
 const redis = useRedis(test);
-const ControlClient = makeGenericClientConstructor(controlService, 'Control');
 
 gpuTest(
   'a 2-rank job on two devices that are one GPU trains to the end, staged through host memory',
@@ -40,20 +38,10 @@ gpuTest(
       localAgent: { nodeFile, measureSgemm: false },
       log: () => {},
     });
-    const client = new ControlClient(server.grpcAddress, credentials.createInsecure());
-    t.teardown(async () => {
-      client.close();
-      await server.stop();
-    });
-    const submitted = await new Promise<longctx.ISubmitJobResponse>((resolve, reject) =>
-      (
-        client as unknown as Record<
-          string,
-          (r: object, cb: (e: Error | null, r: longctx.ISubmitJobResponse) => void) => void
-        >
-      ).submitJob!(
-        {
-          specYaml: `
+    t.teardown(() => server.stop());
+    const submitted = await submitSpec(
+      server,
+      `
 name: gpu-gang
 model: { preset: small }
 data: { path: ${packed.indexPath} }
@@ -64,18 +52,10 @@ steps: 4
 checkpoint: { every: 2, keep: 1 }
 max_restarts: 0
 `,
-        },
-        (e, r) => (e ? reject(e) : resolve(r)),
-      ),
     );
     t.true(submitted.accepted, JSON.stringify(submitted.errors));
     const id = submitted.jobId!;
-    const deadline = Date.now() + 150_000;
-    let job = await server.queue.get(id);
-    while (job && !['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(job.state) && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 250));
-      job = await server.queue.get(id);
-    }
+    const job = await waitForEnd(server, id, 150_000);
     const logs = runFolder(join(root, 'runs'), id).logsDir;
     const rankLogs = await Promise.all([0, 1].map((r) => readFile(join(logs, rankLogFileName(r)), 'utf8')));
     t.is(job?.state, 'SUCCEEDED', rankLogs.join('\n').slice(-2000));

@@ -1,7 +1,6 @@
 // A failure no restart can fix, end to end: a packed token file holding an id past its
 // tokenizer's vocabulary (its index and sha256 agree with it, so submit accepts it) fails its
 // first attempt, and the job ends FAILED at once with the reason — no restarts, no backoff.
-import { credentials, makeGenericClientConstructor } from '@grpc/grpc-js';
 import test from 'ava';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -12,11 +11,10 @@ import { pack } from '../../data/pack.js';
 import { synth } from '../../data/synth.js';
 import { checkDataFile } from '../../data/validate.js';
 import { startServer } from '../../orchestrator/server.js';
-import { controlService, type longctx } from '../../proto/services.js';
 import { useRedis } from '../helpers/redis.js';
+import { submitSpec, waitForEnd } from '../helpers/submit.js';
 
 const redis = useRedis(test);
-const ControlClient = makeGenericClientConstructor(controlService, 'Control');
 
 test('token ids past the vocabulary: FAILED on the first attempt with the reason, not retried', async (t) => {
   const root = await mkdtemp(join(tmpdir(), 'longctx-permanent-'));
@@ -43,20 +41,10 @@ test('token ids past the vocabulary: FAILED on the first attempt with the reason
     backoff: { baseMs: 200, maxMs: 1000 },
     log: () => {},
   });
-  const client = new ControlClient(server.grpcAddress, credentials.createInsecure());
-  t.teardown(async () => {
-    client.close();
-    await server.stop();
-  });
-  const submitted = await new Promise<longctx.ISubmitJobResponse>((resolve, reject) =>
-    (
-      client as unknown as Record<
-        string,
-        (r: object, cb: (e: Error | null, r: longctx.ISubmitJobResponse) => void) => void
-      >
-    ).submitJob!(
-      {
-        specYaml: `
+  t.teardown(() => server.stop());
+  const submitted = await submitSpec(
+    server,
+    `
 name: bad-ids
 model: { preset: tiny }
 data: { path: ${packed.indexPath} }
@@ -65,18 +53,10 @@ devices: 2
 steps: 4
 max_restarts: 3
 `,
-      },
-      (e, r) => (e ? reject(e) : resolve(r)),
-    ),
   );
   t.true(submitted.accepted, JSON.stringify(submitted.errors));
   const id = submitted.jobId!;
-  const deadline = Date.now() + 120_000;
-  let job = await server.queue.get(id);
-  while (job && !['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(job.state) && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 200));
-    job = await server.queue.get(id);
-  }
+  const job = await waitForEnd(server, id, 120_000);
   t.is(job?.state, 'FAILED');
   t.is(job?.attempt, 1, 'one attempt only');
   t.is(job?.restarts, 0);

@@ -408,6 +408,24 @@ Napi::Value ResidualForward(const Napi::CallbackInfo& info) {
   });
 }
 
+// The timing bindings' inputs: uniform in [-1, 1) from a fixed xorshift stream, the same every run.
+class BenchInputs {
+ public:
+  Floats Next(size_t n) {
+    Floats values(n);
+    for (float& v : values) {
+      state_ ^= state_ << 13;
+      state_ ^= state_ >> 7;
+      state_ ^= state_ << 17;
+      v = static_cast<float>(static_cast<double>(state_ >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+    }
+    return values;
+  }
+
+ private:
+  uint64_t state_ = 0x9e3779b97f4a7c15ull;
+};
+
 cu::GemmBackend GemmBackendNamed(const std::string& name) {
   if (name == "auto") return cu::GemmBackend::kAuto;
   if (name == "tiled") return cu::GemmBackend::kTiled;
@@ -700,17 +718,8 @@ Napi::Value TimeAttention(const Napi::CallbackInfo& info) {
         "cudaTimeAttention",
         {Bf16Bytes(q_size), Bf16Bytes(kv_size), Bf16Bytes(kv_size), Bf16Bytes(q_size), FloatBytes(rows),
          Bf16Bytes(q_size), FloatBytes(q_size), FloatBytes(kv_size), FloatBytes(kv_size), workspace});
-    uint64_t state = 0x9e3779b97f4a7c15ull;  // a fixed xorshift stream: the same inputs every run
-    auto fill = [&state](size_t n) {
-      Floats values(n);
-      for (float& v : values) {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        v = static_cast<float>(static_cast<double>(state >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-      }
-      return values;
-    };
+    BenchInputs inputs;
+    auto fill = [&inputs](size_t n) { return inputs.Next(n); };
     bf16* q = dev.UploadBf16(fill(q_size));
     bf16* k = dev.UploadBf16(fill(kv_size));
     bf16* v = dev.UploadBf16(fill(kv_size));
@@ -780,18 +789,9 @@ Napi::Value TimeGemm(const Napi::CallbackInfo& info) {
                  mn = static_cast<size_t>(m) * n;
     const bool bf16_out = out_type == "bf16";
     DeviceCall d("cudaTimeGemm", {Bf16Bytes(mk), Bf16Bytes(kn), bf16_out ? Bf16Bytes(mn) : FloatBytes(mn)});
-    // Random operands in [-1, 1) (constant ones would draw less power and flatter the rate).
-    uint64_t state = 0x9e3779b97f4a7c15ull;
-    auto fill = [&state](size_t count) {
-      Floats values(count);
-      for (float& v : values) {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        v = static_cast<float>(static_cast<double>(state >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-      }
-      return values;
-    };
+    // Random operands (constant ones would draw less power and flatter the rate).
+    BenchInputs inputs;
+    auto fill = [&inputs](size_t count) { return inputs.Next(count); };
     bf16* da = d.UploadBf16(fill(mk));
     bf16* db = d.UploadBf16(fill(kn));
     void* dc = bf16_out ? static_cast<void*>(d.Alloc<bf16>(mn)) : static_cast<void*>(d.Alloc<float>(mn));
