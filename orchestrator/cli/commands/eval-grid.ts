@@ -1,7 +1,10 @@
-// What `eval niah` and `eval vniah` share on the command line: the grid's number lists and the
-// length × depth table the results print as.
-import type { NiahReport } from '../../../eval/niah-score.js';
+// What `eval niah` and `eval vniah` share on the command line: the grid's number lists, running
+// the cases with a progress line, and the length × depth table the results print as.
+import type { NiahCase } from '../../../eval/niah-cases.js';
+import { evaluateNiah } from '../../../eval/niah-run.js';
+import { summarize, type NiahReport } from '../../../eval/niah-score.js';
 import { UsageError, type Args } from '../args.js';
+import type { CliIo } from '../command.js';
 import { formatPercent, table } from '../format.js';
 
 /** A --NAME flag's comma-separated numbers, or `fallback` without the flag. */
@@ -13,6 +16,36 @@ export function numberList(args: Args, name: string, fallback: number[]): number
     throw new UsageError(`--${name} must be a comma-separated list of numbers, got '${v}'`);
   }
   return values;
+}
+
+/**
+ * Evaluates the cases of a lengths × depths grid on `ranks` ranks, with a progress line on a
+ * terminal (not under --json); the report and the seconds it took.
+ */
+export async function runNiahGrid(
+  io: CliIo,
+  args: Args,
+  cases: NiahCase[],
+  grid: { contextLengths: number[]; depths: number[] },
+  run: { checkpoint: string; ranks: number; ropeTheta?: number; budgetGib: number },
+): Promise<{ report: NiahReport; seconds: number }> {
+  const interactive = io.stdout.isTTY === true && !args.json;
+  const started = Date.now();
+  const results = await evaluateNiah(cases, {
+    checkpoint: run.checkpoint,
+    ranks: run.ranks,
+    ...(run.ropeTheta !== undefined ? { ropeTheta: run.ropeTheta } : {}),
+    deviceBudgetBytes: Math.round(run.budgetGib * 2 ** 30),
+    onCase: (r, i, total) => {
+      if (interactive)
+        io.stderr.write(`\rcase ${i + 1}/${total}: length ${r.contextLength} depth ${r.depth}   `);
+    },
+  });
+  if (interactive) io.stderr.write('\n');
+  return {
+    report: summarize(grid.contextLengths, grid.depths, results),
+    seconds: (Date.now() - started) / 1000,
+  };
 }
 
 /** The grid as a table: one row per length, one column per depth, ✓ found / · not. */

@@ -7,15 +7,14 @@ import { resolve } from 'node:path';
 import { HfCheckpointError, hfCheckpointFolder } from '../../../checkpoints/hf-weights.js';
 import { openTokenizer, TokenizerFileError } from '../../../data/hf-tokenizer.js';
 import { NiahGridError } from '../../../eval/niah-cases.js';
-import { evalModelConfig, evaluateNiah } from '../../../eval/niah-run.js';
+import { evalModelConfig } from '../../../eval/niah-run.js';
 import { writeEvalResults } from '../../../eval/niah-results.js';
-import { summarize } from '../../../eval/niah-score.js';
 import { buildVniahCases, type VniahNeedle } from '../../../eval/vniah-cases.js';
 import { EmbeddingFile, EmbeddingFileError } from '../../../eval/vniah-embeddings.js';
 import { UsageError, type Args, type FlagKind } from '../args.js';
 import { writeJson, type CliIo } from '../command.js';
 import { CliError, ExitCode } from '../exit-codes.js';
-import { numberList, renderNiahTable } from './eval-grid.js';
+import { numberList, renderNiahTable, runNiahGrid } from './eval-grid.js';
 
 const DEFAULT_LENGTHS = [1024, 2048];
 const DEFAULT_DEPTHS = [0, 0.25, 0.5, 0.75, 1];
@@ -127,20 +126,13 @@ export async function runVniah(args: Args, io: CliIo, checkpointArg: string): Pr
       seed,
       lengthMultiple: 2 * ranks,
     });
-    const interactive = io.stdout.isTTY === true && !args.json;
-    const started = Date.now();
-    const results = await evaluateNiah(cases, {
-      checkpoint,
-      ranks,
-      ...(ropeTheta !== undefined ? { ropeTheta } : {}),
-      deviceBudgetBytes: Math.round(budgetGib * 2 ** 30),
-      onCase: (r, i, total) => {
-        if (interactive)
-          io.stderr.write(`\rcase ${i + 1}/${total}: length ${r.contextLength} depth ${r.depth}   `);
-      },
-    });
-    if (interactive) io.stderr.write('\n');
-    const report = summarize(contextLengths, depths, results);
+    const { report, seconds } = await runNiahGrid(
+      io,
+      args,
+      cases,
+      { contextLengths, depths },
+      { checkpoint, ranks, ropeTheta, budgetGib },
+    );
     if (args.has('save')) {
       const settings = {
         tokenizer: tokenizer.name,
@@ -153,7 +145,7 @@ export async function runVniah(args: Args, io: CliIo, checkpointArg: string): Pr
         ranks,
         ropeTheta: ropeTheta ?? null,
         evaluatedAtMs: Date.now(),
-        seconds: (Date.now() - started) / 1000,
+        seconds,
       };
       const dir = await hfCheckpointFolder(checkpoint);
       await writeEvalResults(dir, VNIAH_RESULTS_FILE, settings, report);

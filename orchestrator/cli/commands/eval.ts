@@ -7,13 +7,11 @@ import { HfCheckpointError, hfCheckpointFolder } from '../../../checkpoints/hf-w
 import { openTokenizer, TokenizerFileError } from '../../../data/hf-tokenizer.js';
 import { TokenIndexError } from '../../../data/index-file.js';
 import { buildNiahCases, NiahGridError, type Haystack } from '../../../eval/niah-cases.js';
-import { evaluateNiah } from '../../../eval/niah-run.js';
-import { summarize } from '../../../eval/niah-score.js';
 import { haystackFromTokenFile, NIAH_RESULTS_FILE, writeNiahResults } from '../../../eval/niah-results.js';
 import { UsageError, type Args } from '../args.js';
 import { writeJson, type CliIo, type Command } from '../command.js';
 import { CliError, ExitCode, EXIT_CODES_HELP } from '../exit-codes.js';
-import { numberList, renderNiahTable } from './eval-grid.js';
+import { numberList, renderNiahTable, runNiahGrid } from './eval-grid.js';
 import { runVniah, VNIAH_FLAGS, VNIAH_HELP } from './eval-vniah.js';
 
 export { renderNiahTable };
@@ -84,21 +82,14 @@ async function runNiah(args: Args, io: CliIo): Promise<number> {
       seed: args.integer('seed', 0) ?? 0,
       lengthMultiple: 2 * ranks,
     });
-    const interactive = io.stdout.isTTY === true && !args.json;
     const checkpoint = resolve(io.cwd, checkpointArg!);
-    const started = Date.now();
-    const results = await evaluateNiah(cases, {
-      checkpoint,
-      ranks,
-      ...(ropeTheta !== undefined ? { ropeTheta } : {}),
-      deviceBudgetBytes: Math.round(budgetGib * 2 ** 30),
-      onCase: (r, i, total) => {
-        if (interactive)
-          io.stderr.write(`\rcase ${i + 1}/${total}: length ${r.contextLength} depth ${r.depth}   `);
-      },
-    });
-    if (interactive) io.stderr.write('\n');
-    const report = summarize(contextLengths, depths, results);
+    const { report, seconds } = await runNiahGrid(
+      io,
+      args,
+      cases,
+      { contextLengths, depths },
+      { checkpoint, ranks, ropeTheta, budgetGib },
+    );
     if (args.has('save')) {
       const settings = {
         tokenizer: tokenizer.name,
@@ -110,7 +101,7 @@ async function runNiah(args: Args, io: CliIo): Promise<number> {
         ranks,
         ropeTheta: ropeTheta ?? null,
         evaluatedAtMs: Date.now(),
-        seconds: (Date.now() - started) / 1000,
+        seconds,
       };
       await writeNiahResults(await hfCheckpointFolder(checkpoint), settings, report);
     }
