@@ -44,6 +44,7 @@ async function main(): Promise<void> {
     throw new Error(`--measure-sgemm: the native addon is not built (${addonPath})`);
   const inventory = await detectInventory({
     nodeFile,
+    nodeFilePath: values['node-file'],
     nvidiaSmi: values['no-gpu'] ? false : undefined,
     measureSgemm: measure ? nativeSgemmRate() : undefined,
   });

@@ -1,7 +1,10 @@
 // The node agent: one per node. It announces the node's devices under a lease it renews (a node
 // whose lease expires is dead to the scheduler, which then recovers its jobs), consumes the
 // node's BullMQ queue of placed jobs, and runs each job as a gang: one worker process per
-// allocated device. The queue's Worker holds a lock on every job it runs and renews it; if the
+// allocated device. A gang that spans nodes is run by the agent of each node, each starting its
+// share of the ranks (global rank ids, one world size, one rendezvous); when any share ends badly
+// the attempt ends for all (end-attempt tells the other agents, which stop their shares), and the
+// job is placed again whole. The queue's Worker holds a lock on every job it runs and renews it; if the
 // agent dies the lock lapses, BullMQ's stalled-job check brings the job back, and whichever agent
 // serves the node next finds the attempt was lost and sends it to recovery (it is placed again).
 //
@@ -24,7 +27,7 @@ import {
   type AttemptOutcome,
   type BackoffPolicy,
 } from '../control/recovery.js';
-import type { JobRecord } from '../control/job-record.js';
+import type { JobRecord, JobShare } from '../control/job-record.js';
 import { subscriberConnection } from '../control/events.js';
 import { nodeQueueName } from '../control/keys.js';
 import { PendingQueue, type AttemptRef } from '../control/pending.js';
@@ -32,7 +35,7 @@ import { ControlStore } from '../control/store.js';
 import { repoRoot } from '../core/repo-root.js';
 import { TelemetryHistory } from '../control/telemetry-history.js';
 import { Gang, type GangResult, type RankProcess } from './gang.js';
-import type { NodeInventory } from './inventory.js';
+import { DEFAULT_RANK_ADDRESS, type NodeInventory } from './inventory.js';
 import { groupRunsAttempt, terminateGroups } from './process-groups.js';
 import { expireRendezvousKeys } from './rendezvous-keys.js';
 import { permanentFailureOfExit, rendezvousPrefix, type RankLaunch } from '../core/rank-launch.js';
@@ -83,6 +86,8 @@ interface RunningGang {
   job: JobRecord;
   gang: Gang;
   cause?: StopCause;
+  /** Settles when process() is done with this attempt (its end recorded, its gang forgotten). */
+  over: Promise<void>;
 }
 
 export interface GangStatus {
@@ -261,7 +266,7 @@ export class NodeAgent {
         job !== undefined &&
         (job.state === 'PLACED' || job.state === 'RUNNING') &&
         job.attempt === running.job.attempt &&
-        job.agent === this.id;
+        shareOf(job, this.node)?.agent === this.id;
       if (!ours) void this.stopRunning(running, 'superseded', 'the attempt is no longer this agent’s');
       else if (job.cancelRequested) void this.stopRunning(running, 'cancel', 'cancelled');
     }
@@ -281,6 +286,10 @@ export class NodeAgent {
     // The orchestrator's watchdog saw this attempt hang (no heartbeat or no step progress).
     if (command.type === 'hung' && running && running.job.attempt === command.attempt) {
       void this.stopRunning(running, 'watchdog', command.reason ?? 'hung');
+    }
+    // The attempt ended on another node of the gang: this share cannot go on without it.
+    if (command.type === 'ended' && running && running.job.attempt === command.attempt) {
+      void this.stopRunning(running, 'superseded', `the attempt ended elsewhere: ${command.reason ?? ''}`);
     }
   }
 
@@ -308,7 +317,8 @@ export class NodeAgent {
     const claim = await this.store.claimJob(jobId, this.node, attempt, this.id, Date.now());
     if (claim === 'stale') return 'stale';
     const job = await this.store.getJob(jobId);
-    if (!job) return 'stale';
+    const share = job && shareOf(job, this.node);
+    if (!job || !share) return 'stale';
     if (claim === 'lost') {
       // An earlier agent of this node took this attempt and is gone (its lock lapsed).
       await this.reapOrphans();
@@ -332,19 +342,29 @@ export class NodeAgent {
       return 'agent-stopped';
     }
 
+    // An earlier attempt of this job may still be stopping here (it ended on another node of its
+    // gang): its ranks go before the new ones start.
+    const previous = this.running.get(jobId);
+    if (previous) {
+      await this.stopRunning(previous, 'superseded', `attempt ${attempt} replaces it`);
+      await previous.over;
+    }
+
     let gang: Gang;
     try {
-      gang = await this.launch(job);
+      gang = await this.launch(job, share);
     } catch (err) {
       await this.finish(job, { kind: 'failed', cause: 'launch-failed', message: (err as Error).message });
       return 'launch-failed';
     }
-    const running: RunningGang = { job, gang };
+    let over!: () => void;
+    const running: RunningGang = { job, gang, over: new Promise((r) => (over = r)) };
     this.running.set(jobId, running);
     try {
       await this.store.recordGang(this.node, { jobId, attempt, agent: this.id, pgids: gang.pgids() });
       const marked = await this.store.markRunning(
         jobId,
+        this.node,
         attempt,
         this.id,
         gang.ranks.map((r) => r.pid),
@@ -370,11 +390,12 @@ export class NodeAgent {
       if (outcome) await this.finish(job, outcome);
       return result.kind;
     } finally {
-      this.running.delete(jobId);
+      if (this.running.get(jobId) === running) this.running.delete(jobId);
       await this.store.forgetGang(this.node, jobId, attempt);
       await expireRendezvousKeys(this.options.redis, rendezvousPrefix(jobId, attempt)).catch((err) =>
         this.log(`${jobId}: rendezvous keys: ${String(err)}`),
       );
+      over();
     }
   }
 
@@ -422,31 +443,35 @@ export class NodeAgent {
     const applied = await finishAttempt(this.store, this.pending, job, outcome, {
       backoff: this.options.backoff ?? DEFAULT_BACKOFF,
       ifLost: outcome.kind === 'failed' && outcome.cause === 'agent-lost',
+      node: this.node,
     });
     this.log(`${job.id} attempt ${job.attempt}: ${applied ?? 'already ended'} (${describe(outcome)})`);
   }
 
-  /** Writes the run folder and starts one rank per allocated device. */
-  private async launch(job: JobRecord): Promise<Gang> {
+  /** Writes the run folder and starts one rank per device of this node's share of the gang. */
+  private async launch(job: JobRecord, share: JobShare): Promise<Gang> {
     const inventory = this.options.inventory;
     const folder = runFolder(this.runsDir, job.id);
     const { dir: runDir, checkpointsDir, specJson: specFile } = folder;
     await mkdir(checkpointsDir, { recursive: true });
     await writeFile(specFile, JSON.stringify(job.spec, null, 2) + '\n');
     await writeFile(folder.specYaml, job.specYaml);
-    // One choice for the whole gang: every rank must resume from the same step.
+    // One choice for the whole gang: every rank must resume from the same step. The agent of a
+    // gang's node that chooses first decides for the agents of its other nodes.
     const resume = await chooseResumeCheckpoint(checkpointsDir);
     for (const warning of resume.warnings) this.log(`${job.id}: ${warning}`);
+    const mine = resume.checkpoint ? { step: resume.checkpoint.step, dir: resume.checkpoint.dir } : null;
+    const agreed = job.shares.length > 1 ? await this.store.agreeResume(job.id, job.attempt, mine) : mine;
     if (!job.token) throw new Error(`job ${job.id} attempt ${job.attempt} has no telemetry token`);
-    const launches: RankLaunch[] = job.deviceIndices.map((deviceIndex, rank) => {
+    const launches: RankLaunch[] = share.devices.map((deviceIndex, i) => {
       const device = inventory.devices.find((d) => d.index === deviceIndex);
       if (!device) throw new Error(`device ${deviceIndex} is not in node ${this.node}'s inventory`);
       return {
         jobId: job.id,
         jobName: job.name,
         attempt: job.attempt,
-        rank,
-        worldSize: job.deviceIndices.length,
+        rank: share.firstRank + i,
+        worldSize: job.devices,
         node: this.node,
         deviceKind: inventory.kind,
         // The CUDA device the rank drives (several devices may be one GPU: ranks_per_gpu).
@@ -454,12 +479,16 @@ export class NodeAgent {
         deviceBudgetBytes:
           inventory.kind === 'cpu' && job.spec.device_memory ? job.spec.device_memory : device.memoryBytes,
         threads: inventory.threadsPerDevice,
-        rendezvous: { redisUrl: this.options.redisUrl, prefix: rendezvousPrefix(job.id, job.attempt) },
+        rendezvous: {
+          redisUrl: this.options.redisUrl,
+          prefix: rendezvousPrefix(job.id, job.attempt),
+          bindHost: inventory.address ?? DEFAULT_RANK_ADDRESS,
+        },
         telemetry: { address: this.options.telemetryAddress, token: job.token! },
         runDir,
         checkpointsDir,
         specFile,
-        resume: resume.checkpoint ? { step: resume.checkpoint.step, dir: resume.checkpoint.dir } : undefined,
+        resume: agreed ?? undefined,
         agentPid: process.pid,
       };
     });
@@ -472,6 +501,11 @@ export class NodeAgent {
       graceMs: this.graceMs,
     });
   }
+}
+
+/** This node's share of a job's current (or last) placement. */
+function shareOf(job: JobRecord, node: string): JobShare | undefined {
+  return job.shares.find((s) => s.node === node);
 }
 
 function describe(outcome: AttemptOutcome): string {

@@ -6,7 +6,8 @@
 // seconds with it.
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { cpus, hostname as osHostname } from 'node:os';
+import { isIP } from 'node:net';
+import { cpus, networkInterfaces, hostname as osHostname } from 'node:os';
 import { parseDocument } from 'yaml';
 
 import type { FieldError } from '../core/job-spec.js';
@@ -31,7 +32,15 @@ export interface NodeFile {
    * that share a GPU exchange through host memory (NCCL refuses them) and take turns on its SMs.
    */
   ranks_per_gpu?: number;
+  /**
+   * The address of this machine that the other nodes reach its ranks on: ranks listen there for
+   * their peers (gloo TCP) when a gang spans nodes. Default 127.0.0.1: one node only.
+   */
+  address?: string;
 }
+
+/** Where ranks listen for their peers unless the node file gives an `address`. */
+export const DEFAULT_RANK_ADDRESS = '127.0.0.1';
 
 export const DEFAULT_EMULATED_DEVICES = 8;
 export const DEFAULT_DEVICE_MEMORY = 2 * 1024 ** 3;
@@ -72,7 +81,15 @@ export function parseBytes(value: unknown): number | undefined {
   return bytes > 0 ? bytes : undefined;
 }
 
-const NODE_FILE_FIELDS = ['node', 'kind', 'devices', 'device_memory', 'sgemm_gflops', 'ranks_per_gpu'];
+const NODE_FILE_FIELDS = [
+  'node',
+  'kind',
+  'devices',
+  'device_memory',
+  'sgemm_gflops',
+  'ranks_per_gpu',
+  'address',
+];
 
 /** Validates a node file's text (YAML or JSON); throws NodeFileError listing every problem. */
 export function parseNodeFile(text: string, file = '<node file>'): NodeFile {
@@ -147,8 +164,27 @@ export function parseNodeFile(text: string, file = '<node file>'): NodeFile {
       errors.push({ path: 'ranks_per_gpu', reason: "is for GPU nodes, but kind is 'cpu'" });
     } else out.ranks_per_gpu = r;
   }
+  if (obj.address !== undefined) {
+    const a = obj.address;
+    if (typeof a !== 'string' || isIP(a) === 0) {
+      errors.push({
+        path: 'address',
+        reason: `must be an IPv4 or IPv6 address of this machine that the other nodes reach, got ${JSON.stringify(a)}`,
+      });
+    } else if (a === '0.0.0.0' || a === '::') {
+      // Peers connect to the address a rank publishes: a wildcard names no machine.
+      errors.push({ path: 'address', reason: `must be one address the other nodes reach, not ${a}` });
+    } else out.address = a;
+  }
   if (errors.length > 0) throw new NodeFileError(errors, file);
   return out;
+}
+
+/** The addresses of this machine's network interfaces (in its network namespace). */
+function localAddresses(): string[] {
+  return Object.values(networkInterfaces())
+    .flatMap((list) => list ?? [])
+    .map((i) => i.address);
 }
 
 export function loadNodeFile(path: string): NodeFile {
@@ -225,12 +261,30 @@ export interface InventoryOptions {
   hostname?: string;
   /** Host cores to share among the devices (default: this machine's). */
   cores?: number;
+  /** The node file's path, named in errors about what it says. */
+  nodeFilePath?: string;
+  /** This machine's addresses (default: its network interfaces'); `address` must be one of them. */
+  localAddresses?: string[];
 }
 
 /** The node's inventory: nvidia-smi's GPUs or emulated CPU devices, shaped by the node file. */
 export async function detectInventory(options: InventoryOptions = {}): Promise<NodeInventory> {
   const file = options.nodeFile ?? {};
   const hostname = options.hostname ?? osHostname();
+  if (file.address !== undefined) {
+    const own = options.localAddresses ?? localAddresses();
+    if (!own.includes(file.address)) {
+      throw new NodeFileError(
+        [
+          {
+            path: 'address',
+            reason: `${file.address} is not an address of this machine (it has ${own.join(', ') || 'none'})`,
+          },
+        ],
+        options.nodeFilePath,
+      );
+    }
+  }
   const node = file.node ?? hostname.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 63);
   if (!NODE_NAME_PATTERN.test(node)) {
     throw new NodeFileError([
@@ -297,6 +351,7 @@ export async function detectInventory(options: InventoryOptions = {}): Promise<N
     sgemmGflops,
     cores,
     ...(collectives ? { collectives } : {}),
+    ...(file.address ? { address: file.address } : {}),
   };
 }
 

@@ -22,6 +22,22 @@ export const WAITING_STATES: readonly JobState[] = ['QUEUED', 'RECOVERING'];
 /** States in which a job holds devices on a node. */
 export const ACTIVE_STATES: readonly JobState[] = ['PLACED', 'RUNNING'];
 
+/**
+ * One node's part of a placed gang. A gang that fits on one node has one share; one that no single
+ * node can hold is split into contiguous rank ranges, one per node (ranks firstRank …
+ * firstRank + devices.length - 1 on `node`), and each node's agent runs its own share.
+ */
+export interface JobShare {
+  node: string;
+  /** Device indices on `node`, one per rank of the share, in rank order. */
+  devices: number[];
+  firstRank: number;
+  /** The agent that took this share of the current attempt. */
+  agent?: string;
+  /** Pids of the share's ranks once they started, in rank order. */
+  pids: number[];
+}
+
 export interface JobRecord {
   id: string;
   name: string;
@@ -31,7 +47,7 @@ export interface JobRecord {
   /** The validated, defaulted spec (stored as JSON). */
   spec: JobSpec;
   priority: number;
-  /** Devices the gang needs: all on one node. */
+  /** Devices the gang needs (its world size): on one node when one can hold them. */
   devices: number;
   maxRestarts: number;
   state: JobState;
@@ -39,15 +55,20 @@ export interface JobRecord {
   attempt: number;
   /** Failures counted against max_restarts. */
   restarts: number;
-  /** The node of the current (or last) attempt. */
+  /** The node of the current (or last) attempt; of its rank 0 when the gang spans nodes. */
   node?: string;
   /** Device indices held on `node` while PLACED or RUNNING; empty otherwise. */
   deviceIndices: number[];
+  /** Where the current (or last) attempt's ranks run, one share per node, in rank order. */
+  shares: JobShare[];
   /** The telemetry secret of the current attempt; revoked (empty) when the attempt ends. */
   token?: string;
-  /** The id of the node agent that took the current attempt. */
+  /** The id of the node agent that took the current attempt (of `node`'s share). */
   agent?: string;
-  /** Pids of the current attempt's ranks, in rank order (each leads its own process group). */
+  /**
+   * Pids of the current attempt's ranks, in rank order (each leads its own process group); set
+   * once every share's ranks have started.
+   */
   pids: number[];
   cancelRequested: boolean;
   /** The node being kept for this job by the anti-starvation policy. */
@@ -79,6 +100,41 @@ function numberList(value: string | undefined): number[] {
   return value ? value.split(',').map(Number) : [];
 }
 
+/**
+ * The shares of a record: the `shares` field ("node-a:0,1 node-b:0,1", rank order) with each
+ * share's agent and pids from `agent@<node>` and `pids@<node>`; a record written before shares
+ * existed has one share, on `node`.
+ */
+function decodeShares(hash: Record<string, string>): JobShare[] {
+  if (!hash.shares) {
+    if (!hash.node) return [];
+    return [
+      {
+        node: hash.node,
+        devices: numberList(hash.deviceIndices),
+        firstRank: 0,
+        agent: optionalString(hash.agent),
+        pids: numberList(hash.pids),
+      },
+    ];
+  }
+  const shares: JobShare[] = [];
+  let firstRank = 0;
+  for (const part of hash.shares.split(' ')) {
+    const [node = '', devices] = part.split(':');
+    const share: JobShare = {
+      node,
+      devices: numberList(devices),
+      firstRank,
+      agent: optionalString(hash[`agent@${node}`]),
+      pids: numberList(hash[`pids@${node}`]),
+    };
+    firstRank += share.devices.length;
+    shares.push(share);
+  }
+  return shares;
+}
+
 /** The typed record from HGETALL's answer; undefined when the hash is empty (no such job). */
 export function decodeJobRecord(hash: Record<string, string>): JobRecord | undefined {
   if (!hash.id) return undefined;
@@ -98,6 +154,7 @@ export function decodeJobRecord(hash: Record<string, string>): JobRecord | undef
     restarts: Number(hash.restarts ?? 0),
     node: optionalString(hash.node),
     deviceIndices: numberList(hash.deviceIndices),
+    shares: decodeShares(hash),
     token: optionalString(hash.token),
     agent: optionalString(hash.agent),
     pids: numberList(hash.pids),

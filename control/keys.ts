@@ -28,6 +28,10 @@ export class Keys {
   jobEvents(id: string): string {
     return `${this.prefix}:job:${id}:events`;
   }
+  /** String: the checkpoint every rank of a gang spanning nodes resumes from in one attempt. */
+  jobResume(id: string, attempt: number): string {
+    return `${this.prefix}:job:${id}:resume:${attempt}`;
+  }
   /** Sorted set: every job id, scored by submission time. */
   get jobs(): string {
     return `${this.prefix}:jobs`;

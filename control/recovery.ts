@@ -69,8 +69,9 @@ export function decideAfterFailure(
 }
 
 /**
- * Records the end of `job`'s current attempt (as read before it ended) and, for a recovering
- * job, puts its next attempt in the pending queue. Safe to call twice or from two places: the
+ * Records the end of `job`'s current attempt (as read before it ended), reported by the agent of
+ * `options.node` (or for it), on every node of its gang and, for a recovering job, puts its next
+ * attempt in the pending queue. Safe to call twice or from two places: the
  * end-attempt script applies once per attempt. Returns the state applied, or undefined when the
  * attempt had already ended (or, with ifLost, its agent turned out to be alive).
  */
@@ -79,11 +80,13 @@ export async function finishAttempt(
   pending: PendingQueue,
   job: JobRecord,
   outcome: AttemptOutcome,
-  options: { backoff?: BackoffPolicy; ifLost?: boolean; now?: number } = {},
+  options: { backoff?: BackoffPolicy; ifLost?: boolean; now?: number; node?: string } = {},
 ): Promise<JobState | undefined> {
   const now = options.now ?? Date.now();
-  if (!job.node) throw new Error(`job ${job.id}: attempt ${job.attempt} has no node to end on`);
-  const base = { jobId: job.id, node: job.node, attempt: job.attempt, now, ifLost: options.ifLost };
+  // The node reporting: one of the gang's nodes (rank 0's unless said); the attempt ends on all.
+  const node = options.node ?? job.node;
+  if (!node) throw new Error(`job ${job.id}: attempt ${job.attempt} has no node to end on`);
+  const base = { jobId: job.id, node, attempt: job.attempt, now, ifLost: options.ifLost };
   let applied: JobState | undefined;
   if (outcome.kind === 'succeeded') {
     applied = await store.endAttempt({ ...base, state: 'SUCCEEDED', message: 'all ranks finished' });

@@ -1,7 +1,11 @@
-// The gang scheduler. A job runs only when ALL the devices it needs are free on ONE node; the
-// scheduler looks at the waiting jobs in queue order (higher priority first, FIFO within a
-// priority) and places each one that fits, using place-job, the one atomic step that reserves the
-// devices and records the placement. Its state is all in Redis: any number of schedulers may run
+// The gang scheduler. A job runs only when ALL the devices it needs are free at once; the scheduler
+// looks at the waiting jobs in queue order (higher priority first, FIFO within a priority) and
+// places each one that fits, using place-job, the one atomic step that reserves the devices and
+// records the placement. A gang goes whole onto one node whenever some live node is big enough to
+// hold it (it waits for that rather than split: ranks on one node talk through memory, not the
+// network). Only a gang bigger than every node is split: across the fewest live nodes of one kind,
+// in contiguous rank ranges (ranks 0..k-1 on the node with the most free devices, and so on), when
+// the free devices of those nodes together hold it. Its state is all in Redis: any number of schedulers may run
 // against one Redis (they race only through place-job, which cannot double-book), and one that
 // restarts picks up exactly where the last left off.
 //
@@ -25,7 +29,7 @@ import { DEFAULT_BACKOFF, finishAttempt, type BackoffPolicy } from './recovery.j
 import { subscriberConnection } from './events.js';
 import { ACTIVE_STATES, type JobRecord } from './job-record.js';
 import { entryId, handOff, nodeQueue, PendingQueue, type AttemptRef, type PendingEntry } from './pending.js';
-import { ControlStore, freeDevices, type NodeStatus } from './store.js';
+import { ControlStore, freeDevices, type NodeStatus, type ShareRequest } from './store.js';
 import { nodeHasAccelerators } from '../core/devices.js';
 
 export interface SchedulerOptions {
@@ -44,7 +48,14 @@ export interface SchedulerOptions {
 }
 
 export interface PassReport {
-  placed: { jobId: string; node: string; attempt: number; devices: number[] }[];
+  /** `node` and `devices`: rank 0's node and its devices there; `shares`: every node's part. */
+  placed: {
+    jobId: string;
+    node: string;
+    attempt: number;
+    devices: number[];
+    shares: { node: string; devices: number[]; firstRank: number }[];
+  }[];
   /** Jobs for which a node is now kept (anti-starvation). */
   held: { jobId: string; node: string }[];
   /** Jobs whose attempt ended because their node's agent was lost. */
@@ -156,13 +167,15 @@ export class Scheduler {
     const now = this.clock();
     let nodes = await this.store.nodes();
 
-    // 1. Attempts on nodes whose agent is gone go to recovery (end-attempt re-checks atomically).
+    // 1. Attempts with a node whose agent is gone go to recovery, the whole gang on every node
+    // (end-attempt re-checks atomically).
     const byName = new Map(nodes.map((n) => [n.name, n]));
     for (const job of await this.store.getJobs(await this.store.activeJobIds())) {
-      if (!job.node) continue;
-      const node = byName.get(job.node);
-      const lost = !node?.alive || (job.agent !== undefined && node.agent !== job.agent);
-      if (!lost) continue;
+      const share = job.shares.find((s) => {
+        const node = byName.get(s.node);
+        return !node?.alive || (s.agent !== undefined && node.agent !== s.agent);
+      });
+      if (!share) continue;
       const applied = await finishAttempt(
         this.store,
         this.pending,
@@ -170,9 +183,9 @@ export class Scheduler {
         {
           kind: 'failed',
           cause: 'agent-lost',
-          message: `the agent of node ${job.node} was lost during attempt ${job.attempt}`,
+          message: `the agent of node ${share.node} was lost during attempt ${job.attempt}`,
         },
-        { ifLost: true, backoff: this.backoff, now },
+        { ifLost: true, backoff: this.backoff, now, node: share.node },
       );
       if (applied) report.lost.push(job.id);
     }
@@ -223,33 +236,32 @@ export class Scheduler {
     const freeOn = (n: NodeStatus) => free.get(n.name) ?? 0;
     for (const job of ordered) {
       if (job.retryAt !== undefined && job.retryAt > now) continue;
-      const fits = nodes.filter(
-        (n) => n.alive && (!n.hold || n.hold === job.id) && freeOn(n) >= job.devices && offers(n, job),
-      );
-      if (fits.length > 0) {
-        // The node kept for this job first; otherwise best fit: the fewest devices left over.
-        fits.sort(
-          (a, b) =>
-            Number(b.hold === job.id) - Number(a.hold === job.id) ||
-            freeOn(a) - freeOn(b) ||
-            a.name.localeCompare(b.name),
-        );
-        const node = fits[0]!;
+      const eligible = nodes.filter((n) => n.alive && offers(n, job));
+      const usable = eligible.filter((n) => !n.hold || n.hold === job.id);
+      const where =
+        wholeOnOneNode(job, usable, freeOn) ??
+        acrossNodes(job, eligible, (n) => (n.hold && n.hold !== job.id ? 0 : freeOn(n)));
+      if (where) {
         const token = randomBytes(24).toString('base64url');
-        const result = await this.store.placeJob(job.id, node.name, job.attempt, token, now);
+        const result = await this.store.placeJob(job.id, where, job.attempt, token, now);
         if (!result.ok) {
           this.again = true; // someone else changed the picture; look again
           continue;
         }
-        await handOff(this.queueOf(node.name), { jobId: job.id, attempt: result.attempt });
+        for (const share of result.shares) {
+          await handOff(this.queueOf(share.node), { jobId: job.id, attempt: result.attempt });
+          free.set(share.node, (free.get(share.node) ?? 0) - share.devices.length);
+          const node = nodes.find((n) => n.name === share.node);
+          if (node?.hold === job.id) node.hold = undefined;
+        }
         await this.pending.remove(entryId({ jobId: job.id, attempt: result.attempt }));
-        free.set(node.name, freeOn(node) - job.devices);
-        if (node.hold === job.id) node.hold = undefined;
+        const first = result.shares[0]!;
         report.placed.push({
           jobId: job.id,
-          node: node.name,
+          node: first.node,
           attempt: result.attempt,
-          devices: result.devices,
+          devices: first.devices,
+          shares: result.shares,
         });
         continue;
       }
@@ -273,11 +285,61 @@ export class Scheduler {
    */
   private async retireEntry(entry: PendingEntry): Promise<void> {
     const job = await this.store.getJob(entry.jobId);
-    if (job?.node && ACTIVE_STATES.includes(job.state) && job.attempt === entry.attempt) {
-      await handOff(this.queueOf(job.node), entry);
+    if (job && ACTIVE_STATES.includes(job.state) && job.attempt === entry.attempt) {
+      for (const share of job.shares) await handOff(this.queueOf(share.node), entry);
     }
     await this.pending.remove(entry.entryId);
   }
+}
+
+/**
+ * The one node to place a job on: the node kept for it first, otherwise best fit (the fewest free
+ * devices left over). Undefined when none has the free devices now.
+ */
+function wholeOnOneNode(
+  job: JobRecord,
+  usable: NodeStatus[],
+  freeOn: (n: NodeStatus) => number,
+): string | undefined {
+  const fits = usable.filter((n) => freeOn(n) >= job.devices);
+  fits.sort(
+    (a, b) =>
+      Number(b.hold === job.id) - Number(a.hold === job.id) ||
+      freeOn(a) - freeOn(b) ||
+      a.name.localeCompare(b.name),
+  );
+  return fits[0]?.name;
+}
+
+/**
+ * A gang that no live node is big enough to hold, split across the fewest nodes of one kind whose
+ * free devices hold it: the nodes with the most free devices first (by name among equals), each
+ * giving all it has but the last. Undefined when some node could hold the gang whole (it waits for
+ * that node), when the job names accelerators (a count per node), or when not enough is free.
+ */
+export function acrossNodes(
+  job: Pick<JobRecord, 'devices' | 'spec'>,
+  usable: NodeStatus[],
+  freeOn: (n: NodeStatus) => number,
+): ShareRequest[] | undefined {
+  if (job.spec.resources?.accelerators) return undefined;
+  if (usable.some((n) => n.devices >= job.devices)) return undefined;
+  let best: ShareRequest[] | undefined;
+  for (const kind of new Set(usable.map((n) => n.kind))) {
+    const candidates = usable
+      .filter((n) => n.kind === kind && freeOn(n) > 0)
+      .sort((a, b) => freeOn(b) - freeOn(a) || a.name.localeCompare(b.name));
+    const shares: ShareRequest[] = [];
+    let missing = job.devices;
+    for (const node of candidates) {
+      if (missing === 0) break;
+      const count = Math.min(freeOn(node), missing);
+      shares.push({ node: node.name, count });
+      missing -= count;
+    }
+    if (missing === 0 && (!best || shares.length < best.length)) best = shares;
+  }
+  return best;
 }
 
 /** A job that names accelerators runs only on a node that has them; any other job on any node. */

@@ -45,6 +45,34 @@ local function splitNumbers(csv)
   for part in string.gmatch(csv, '[^,]+') do out[#out + 1] = part end
   return out
 end
+-- Where a job's attempt runs: {node, devices csv} per node in rank order, from the 'shares' field
+-- ("node-a:0,1 node-b:0,1"); a record from before shares existed has one share on 'node'.
+local function sharesOf(key)
+  local out = {}
+  local text = field(key, 'shares')
+  if text == '' then
+    local node = field(key, 'node')
+    if node ~= '' then out[1] = { node = node, devices = field(key, 'deviceIndices') } end
+    return out
+  end
+  for node, devices in string.gmatch(text, '([^ :]+):([^ ]*)') do
+    out[#out + 1] = { node = node, devices = devices }
+  end
+  return out
+end
+local function hasShare(key, node)
+  for _, share in ipairs(sharesOf(key)) do
+    if share.node == node then return true end
+  end
+  return false
+end
+-- The agent that took a node's share of the current attempt ('' before it is claimed).
+local function shareAgent(key, node)
+  local agent = rcall('HGET', key, 'agent@' .. node)
+  if agent then return agent end
+  if field(key, 'shares') == '' and field(key, 'node') == node then return field(key, 'agent') end
+  return ''
+end
 `;
 
 export class Script {
@@ -93,59 +121,78 @@ return 1
 );
 
 /**
- * place-job — ARGV: prefix, id, node, expectedAttempt, token, now
- * Reserves the job's devices on one node and records the placement, as one step. Guarantees: the
- * gang is placed whole or not at all (all the devices it needs on this node, or nothing changes);
- * a device is never given to two jobs (only devices without an entry in the device table are
- * taken); a job is placed once per attempt (state QUEUED/RECOVERING and the attempt the caller
- * saw are checked and advanced together); nothing is placed on a node whose agent's lease has
- * expired, before a recovering job's backoff is over, or on a node kept for another starving job.
- * Returns {1, attempt, devicesCsv} or {0, reason}.
+ * place-job — ARGV: prefix, id, expectedAttempt, token, now, node, count, node, count, …
+ * Reserves the job's devices and records the placement, as one step: `count` devices on each named
+ * node, ranks in the order given (one node when one can hold the gang; several when none can).
+ * Guarantees: the gang is placed whole or not at all (every node's share of devices, or nothing
+ * changes); a device is never given to two jobs (only devices without an entry in the device table
+ * are taken); the counts add up to the job's devices; a job is placed once per attempt
+ * (state QUEUED/RECOVERING and the attempt the caller saw are checked and advanced together);
+ * nothing is placed on a node whose agent's lease has expired, before a recovering job's backoff
+ * is over, or on a node kept for another starving job. Returns {1, attempt, shares} or {0, reason}.
  */
 export const placeJob = new Script(
   'place-job',
   `
-local id, node, expected, token, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
+local id, expected, token, now = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local key = jobKey(id)
 local state = field(key, 'state')
 if state ~= 'QUEUED' and state ~= 'RECOVERING' then return {0, 'job is ' .. state} end
 if field(key, 'attempt') ~= expected then return {0, 'attempt changed'} end
 local retryAt = tonumber(field(key, 'retryAt'))
 if retryAt and retryAt > now then return {0, 'backing off'} end
-if rcall('EXISTS', nodeKey(node, 'alive')) == 0 then return {0, 'node ' .. node .. ' is not alive'} end
-local hold = rcall('GET', nodeKey(node, 'hold'))
-if hold and hold ~= id then return {0, 'node ' .. node .. ' is kept for ' .. hold} end
-local total = tonumber(field(nodeKey(node), 'devices')) or 0
 local need = tonumber(field(key, 'devices'))
-local deviceTable = nodeKey(node, 'devices')
-local free = {}
-for d = 0, total - 1 do
-  if #free == need then break end
-  if rcall('HEXISTS', deviceTable, tostring(d)) == 0 then free[#free + 1] = tostring(d) end
+local planned, total, seen = {}, 0, {}
+for i = 6, #ARGV - 1, 2 do
+  local node, count = ARGV[i], tonumber(ARGV[i + 1])
+  if seen[node] then return {0, 'node ' .. node .. ' named twice'} end
+  seen[node] = true
+  if rcall('EXISTS', nodeKey(node, 'alive')) == 0 then return {0, 'node ' .. node .. ' is not alive'} end
+  local hold = rcall('GET', nodeKey(node, 'hold'))
+  if hold and hold ~= id then return {0, 'node ' .. node .. ' is kept for ' .. hold} end
+  local size = tonumber(field(nodeKey(node), 'devices')) or 0
+  local deviceTable = nodeKey(node, 'devices')
+  local free = {}
+  for d = 0, size - 1 do
+    if #free == count then break end
+    if rcall('HEXISTS', deviceTable, tostring(d)) == 0 then free[#free + 1] = tostring(d) end
+  end
+  if #free < count then return {0, 'only ' .. #free .. ' of ' .. count .. ' devices free on ' .. node} end
+  planned[#planned + 1] = { node = node, devices = free, held = hold == id }
+  total = total + count
 end
-if #free < need then return {0, 'only ' .. #free .. ' of ' .. need .. ' devices free on ' .. node} end
-for _, d in ipairs(free) do rcall('HSET', deviceTable, d, id) end
+if #planned == 0 or total ~= need then
+  return {0, 'the shares hold ' .. total .. ' devices, the job needs ' .. need}
+end
+local parts, where = {}, {}
+for _, share in ipairs(planned) do
+  for _, d in ipairs(share.devices) do rcall('HSET', nodeKey(share.node, 'devices'), d, id) end
+  if share.held then rcall('DEL', nodeKey(share.node, 'hold')) end
+  local devices = table.concat(share.devices, ',')
+  parts[#parts + 1] = share.node .. ':' .. devices
+  where[#where + 1] = share.node .. ' devices ' .. devices
+end
 local attempt = tonumber(expected) + 1
-local devices = table.concat(free, ',')
-rcall('HSET', key, 'state', 'PLACED', 'attempt', attempt, 'node', node, 'deviceIndices', devices,
-  'token', token, 'agent', '', 'pids', '', 'placedAt', now, 'updatedAt', now,
-  'message', 'placed on ' .. node .. ' devices ' .. devices)
+local shares = table.concat(parts, ' ')
+local message = 'placed on ' .. table.concat(where, ' and ')
+rcall('HSET', key, 'state', 'PLACED', 'attempt', attempt, 'node', planned[1].node,
+  'deviceIndices', table.concat(planned[1].devices, ','), 'shares', shares,
+  'token', token, 'agent', '', 'pids', '', 'placedAt', now, 'updatedAt', now, 'message', message)
 rcall('HDEL', key, 'retryAt', 'holdNode')
-if hold == id then rcall('DEL', nodeKey(node, 'hold')) end
 rcall('SREM', prefix .. ':jobs:waiting', id)
 rcall('SADD', prefix .. ':jobs:active', id)
-emit(id, 'placed on ' .. node .. ' devices ' .. devices, now)
-return {1, attempt, devices}
+emit(id, message, now)
+return {1, attempt, shares}
 `,
 );
 
 /**
  * claim-job — ARGV: prefix, id, node, attempt, agentId, now
- * A node agent takes a job placed on its node before it launches ranks. Guarantees: an attempt is
- * launched by one agent at most — only the agent holding the node's lease may claim, only the
- * attempt that was placed there, and only once. Returns {1, 'ok'} or {0, why}: 'cancelled' (a
- * cancel came first), 'lost' (another agent of this node took it and is gone), 'stale' (the
- * hand-off no longer matches the record).
+ * A node agent takes its node's share of a placed job before it launches ranks. Guarantees: a
+ * share of an attempt is launched by one agent at most — only the agent holding the node's lease
+ * may claim, only an attempt with a share on this node, and only once. Returns {1, 'ok'} or
+ * {0, why}: 'cancelled' (a cancel came first), 'lost' (another agent of this node took it and is
+ * gone), 'stale' (the hand-off no longer matches the record).
  */
 export const claimJob = new Script(
   'claim-job',
@@ -153,36 +200,46 @@ export const claimJob = new Script(
 local id, node, attempt, agent, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local key = jobKey(id)
 local state = field(key, 'state')
-if (state ~= 'PLACED' and state ~= 'RUNNING') or field(key, 'node') ~= node
+if (state ~= 'PLACED' and state ~= 'RUNNING') or not hasShare(key, node)
     or field(key, 'attempt') ~= attempt then
   return {0, 'stale'}
 end
 if rcall('GET', nodeKey(node, 'alive')) ~= agent then return {0, 'stale'} end
-local owner = field(key, 'agent')
+local owner = shareAgent(key, node)
 if owner ~= '' then
   if owner == agent then return {0, 'stale'} end
   return {0, 'lost'}
 end
 if field(key, 'cancelRequested') == '1' then return {0, 'cancelled'} end
-rcall('HSET', key, 'agent', agent, 'updatedAt', now, 'message', 'launching ranks on ' .. node)
+rcall('HSET', key, 'agent@' .. node, agent, 'updatedAt', now, 'message', 'launching ranks on ' .. node)
+if field(key, 'node') == node then rcall('HSET', key, 'agent', agent) end
 return {1, 'ok'}
 `,
 );
 
 /**
- * mark-running — ARGV: prefix, id, attempt, agentId, pidsCsv, now
- * Records that every rank of the attempt has started. Guarantees: only the claiming agent's
- * current attempt moves PLACED → RUNNING; returns 1 when it did.
+ * mark-running — ARGV: prefix, id, node, attempt, agentId, pidsCsv, now
+ * Records that the ranks of a node's share have started. Guarantees: only the agent that claimed
+ * the share of the current attempt records it, once; the job moves PLACED → RUNNING (with every
+ * rank's pid, in rank order) when the last share's ranks have started. Returns 1 when recorded.
  */
 export const markRunning = new Script(
   'mark-running',
   `
-local id, attempt, agent, pids, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local id, node, attempt, agent, pids, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local key = jobKey(id)
-if field(key, 'state') ~= 'PLACED' or field(key, 'attempt') ~= attempt or field(key, 'agent') ~= agent then
+if field(key, 'state') ~= 'PLACED' or field(key, 'attempt') ~= attempt or shareAgent(key, node) ~= agent
+    or rcall('HEXISTS', key, 'pids@' .. node) == 1 then
   return 0
 end
-rcall('HSET', key, 'state', 'RUNNING', 'pids', pids, 'startedAt', now, 'updatedAt', now,
+rcall('HSET', key, 'pids@' .. node, pids, 'updatedAt', now)
+local all = {}
+for _, share in ipairs(sharesOf(key)) do
+  local started = rcall('HGET', key, 'pids@' .. share.node)
+  if not started then return 1 end
+  all[#all + 1] = started
+end
+rcall('HSET', key, 'state', 'RUNNING', 'pids', table.concat(all, ','), 'startedAt', now,
   'message', 'running')
 emit(id, 'running', now)
 return 1
@@ -191,14 +248,17 @@ return 1
 
 /**
  * end-attempt — ARGV: prefix, id, node, attempt, newState, message, now, retryAt, countRestart, ifLost
- * Closes one attempt: frees its devices and records what comes next — SUCCEEDED, FAILED,
- * CANCELLED, or RECOVERING (waiting again, not placed before retryAt). Guarantees: applied at most
- * once per attempt (it must be the job's current attempt, on this node, still PLACED or RUNNING),
- * so the agent, the scheduler's dead-node sweep and a retry after a crash may all report the same
- * attempt safely; only devices this job holds are freed; the telemetry token is revoked; a
- * requested cancel always ends as CANCELLED. With ifLost=1 it applies only if the node's lease is
- * gone or now belongs to an agent other than the one that took the attempt (checked in the same
- * step, so a live agent's job is never taken from it). Returns the state applied, or '' if not.
+ * Closes one attempt, as reported by the agent of one of its nodes (or for it): frees its devices
+ * on every node of the gang and records what comes next — SUCCEEDED, FAILED, CANCELLED, or
+ * RECOVERING (waiting again, not placed before retryAt). Guarantees: applied at most once per
+ * attempt (it must be the job's current attempt, with a share on this node, still PLACED or
+ * RUNNING), so the agents, the scheduler's dead-node sweep and a retry after a crash may all report
+ * the same attempt safely; only devices this job holds are freed; the telemetry token is revoked;
+ * a requested cancel always ends as CANCELLED; the agents of the gang's other nodes are told in the
+ * same step (node control channel), so they stop their shares: a gang lives and dies whole. With
+ * ifLost=1 it applies only if this node's lease is gone or now belongs to an agent other than the
+ * one that took its share (checked in the same step, so a live agent's job is never taken from
+ * it). Returns the state applied, or '' if not.
  */
 export const endAttempt = new Script(
   'end-attempt',
@@ -208,21 +268,29 @@ local now, retryAt, countRestart, ifLost = ARGV[7], ARGV[8], tonumber(ARGV[9]), 
 local key = jobKey(id)
 local state = field(key, 'state')
 if (state ~= 'PLACED' and state ~= 'RUNNING') or field(key, 'attempt') ~= attempt
-    or field(key, 'node') ~= node then
+    or not hasShare(key, node) then
   return ''
 end
 if ifLost == '1' then
   local lease = rcall('GET', nodeKey(node, 'alive'))
-  local owner = field(key, 'agent')
+  local owner = shareAgent(key, node)
   if lease and (owner == '' or owner == lease) then return '' end
 end
 if field(key, 'cancelRequested') == '1' then
   newState = 'CANCELLED'
   message = 'cancelled (' .. message .. ')'
 end
-local deviceTable = nodeKey(node, 'devices')
-for _, d in ipairs(splitNumbers(field(key, 'deviceIndices'))) do
-  if rcall('HGET', deviceTable, d) == id then rcall('HDEL', deviceTable, d) end
+local shares = sharesOf(key)
+for _, share in ipairs(shares) do
+  local deviceTable = nodeKey(share.node, 'devices')
+  for _, d in ipairs(splitNumbers(share.devices)) do
+    if rcall('HGET', deviceTable, d) == id then rcall('HDEL', deviceTable, d) end
+  end
+  rcall('HDEL', key, 'agent@' .. share.node, 'pids@' .. share.node)
+  if share.node ~= node then
+    rcall('PUBLISH', nodeKey(share.node, 'control'),
+      cjson.encode({ type = 'ended', jobId = id, attempt = tonumber(attempt), reason = message }))
+  end
 end
 rcall('HSET', key, 'state', newState, 'deviceIndices', '', 'token', '', 'agent', '', 'pids', '',
   'updatedAt', now, 'message', message)
@@ -244,9 +312,9 @@ return newState
  * cancel-job — ARGV: prefix, id, now
  * Cancels a job wherever it is. Guarantees: a waiting job becomes CANCELLED in the same step that
  * takes it out of the waiting index, so no scheduler can place it afterwards (place-job checks the
- * state); a job holding devices is marked and its agent told (node control channel) in one step,
- * and keeps its devices until end-attempt frees them, after its ranks are gone. Returns
- * {accepted 0/1, previousState}.
+ * state); a job holding devices is marked and the agent of each of its nodes told (node control
+ * channel) in one step, and keeps its devices until end-attempt frees them, after its ranks are
+ * gone. Returns {accepted 0/1, previousState}.
  */
 export const cancelJob = new Script(
   'cancel-job',
@@ -268,9 +336,8 @@ end
 if state == 'PLACED' or state == 'RUNNING' then
   if field(key, 'cancelRequested') ~= '1' then
     rcall('HSET', key, 'cancelRequested', '1', 'updatedAt', now, 'message', 'cancel requested')
-    local node = field(key, 'node')
-    rcall('PUBLISH', nodeKey(node, 'control'),
-      cjson.encode({ type = 'cancel', jobId = id, attempt = tonumber(field(key, 'attempt')) }))
+    local command = cjson.encode({ type = 'cancel', jobId = id, attempt = tonumber(field(key, 'attempt')) })
+    for _, share in ipairs(sharesOf(key)) do rcall('PUBLISH', nodeKey(share.node, 'control'), command) end
     emit(id, 'cancel requested', now)
   end
   return {1, state}

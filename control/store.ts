@@ -4,7 +4,7 @@
 import type { Redis } from 'ioredis';
 
 import type { DeviceKind, NodeInventory } from '../core/devices.js';
-import { decodeJobRecord, type JobRecord, type JobState } from './job-record.js';
+import { decodeJobRecord, type JobRecord, type JobShare, type JobState } from './job-record.js';
 import { Keys } from './keys.js';
 import * as scripts from './scripts.js';
 
@@ -33,7 +33,20 @@ export interface NodeStatus {
   updatedAt: number;
 }
 
-export type PlaceResult = { ok: true; attempt: number; devices: number[] } | { ok: false; reason: string };
+/** How many devices to take on one node: one entry per node of a placement, in rank order. */
+export interface ShareRequest {
+  node: string;
+  count: number;
+}
+
+export type PlaceResult =
+  | {
+      ok: true;
+      attempt: number;
+      /** The devices taken on each node, in rank order (one share when one node holds the gang). */
+      shares: Pick<JobShare, 'node' | 'devices' | 'firstRank'>[];
+    }
+  | { ok: false; reason: string };
 export type ClaimResult = 'ok' | 'cancelled' | 'lost' | 'stale';
 
 export interface EndAttemptArgs {
@@ -59,6 +72,9 @@ export interface GangRecord {
   /** Process group ids (each rank leads its own group). */
   pgids: number[];
 }
+
+/** How long an attempt's resume choice is kept: far longer than its agents take to launch. */
+const RESUME_CHOICE_TTL_MS = 24 * 3600_000;
 
 export class ControlStore {
   readonly keys: Keys;
@@ -113,17 +129,35 @@ export class ControlStore {
     await this.run(scripts.createJob, [id, now, ...Object.entries(fields).flat()]);
   }
 
-  async placeJob(id: string, node: string, expectedAttempt: number, token: string, now: number) {
-    const [ok, a, b] = (await this.run(scripts.placeJob, [id, node, expectedAttempt, token, now])) as [
-      number,
-      number | string,
-      string?,
-    ];
-    const result: PlaceResult =
-      ok === 1
-        ? { ok: true, attempt: Number(a), devices: (b ?? '').split(',').map(Number) }
-        : { ok: false, reason: String(a) };
-    return result;
+  /** Places a job on one node (all its devices) or across several (`ShareRequest` per node). */
+  async placeJob(
+    id: string,
+    where: string | ShareRequest[],
+    expectedAttempt: number,
+    token: string,
+    now: number,
+  ): Promise<PlaceResult> {
+    const requests =
+      typeof where === 'string'
+        ? [{ node: where, count: Number(await this.redis.hget(this.keys.job(id), 'devices')) }]
+        : where;
+    const [ok, a, b] = (await this.run(scripts.placeJob, [
+      id,
+      expectedAttempt,
+      token,
+      now,
+      ...requests.flatMap((r) => [r.node, r.count]),
+    ])) as [number, number | string, string?];
+    if (ok !== 1) return { ok: false, reason: String(a) };
+    let firstRank = 0;
+    const shares = (b ?? '').split(' ').map((part) => {
+      const [node = '', csv = ''] = part.split(':');
+      const devices = csv.split(',').map(Number);
+      const share = { node, devices, firstRank };
+      firstRank += devices.length;
+      return share;
+    });
+    return { ok: true, attempt: Number(a), shares };
   }
 
   async claimJob(
@@ -140,14 +174,16 @@ export class ControlStore {
     return why;
   }
 
+  /** Records that `node`'s share of the attempt started (the job is RUNNING once every share has). */
   async markRunning(
     id: string,
+    node: string,
     attempt: number,
     agent: string,
     pids: number[],
     now: number,
   ): Promise<boolean> {
-    return (await this.run(scripts.markRunning, [id, attempt, agent, pids.join(','), now])) === 1;
+    return (await this.run(scripts.markRunning, [id, node, attempt, agent, pids.join(','), now])) === 1;
   }
 
   /** Ends an attempt; returns the state applied, or undefined when the attempt was already over. */
@@ -164,6 +200,17 @@ export class ControlStore {
       args.ifLost ? 1 : 0,
     ])) as string;
     return applied === '' ? undefined : (applied as JobState);
+  }
+
+  /**
+   * The checkpoint an attempt resumes from, the same for every node of its gang: the first
+   * proposal (a checkpoint, or null for none) is kept, and every caller gets that one back.
+   */
+  async agreeResume<T>(id: string, attempt: number, proposal: T | null): Promise<T | null> {
+    const key = this.keys.jobResume(id, attempt);
+    await this.redis.set(key, JSON.stringify(proposal), 'PX', RESUME_CHOICE_TTL_MS, 'NX');
+    const agreed = await this.redis.get(key);
+    return agreed === null ? proposal : (JSON.parse(agreed) as T | null);
   }
 
   async cancelJob(id: string, now: number): Promise<{ accepted: boolean; previous?: JobState }> {

@@ -33,6 +33,8 @@ export interface NodeInventory {
   cores?: number;
   /** GPU nodes: what multi-rank jobs communicate with ("NCCL 2.27.3 (...)", or why gloo staging). */
   collectives?: string;
+  /** The address other nodes reach this node's ranks on (node file `address`); 127.0.0.1 if unset. */
+  address?: string;
 }
 
 /**

@@ -6,7 +6,8 @@
 // - use device `deviceIndex` of kind `deviceKind` and allocate at most `deviceBudgetBytes` on it
 //   (CUDA_VISIBLE_DEVICES is not narrowed; select the device by index);
 // - rendezvous with the other ranks of the same attempt under `rendezvous.prefix` in the Redis at
-//   `rendezvous.redisUrl` (a new attempt has a new prefix, so stale ranks never join it);
+//   `rendezvous.redisUrl` (a new attempt has a new prefix, so stale ranks never join it), listening
+//   for its peers on `rendezvous.bindHost` (the node's address when the gang spans nodes);
 // - register on the telemetry stream at `telemetry.address` with `telemetry.token` (a secret of
 //   this attempt only);
 // - resume from `resume` when given (the agent chose it once for the whole gang) and write
@@ -35,6 +36,8 @@ export interface RankLaunch {
     redisUrl: string;
     /** `longctx/<job>/<attempt>`: keys of this attempt's rendezvous. */
     prefix: string;
+    /** The address this rank listens on for its peers: its node's, which the other nodes reach. */
+    bindHost: string;
   };
   telemetry: {
     /** host:port of the orchestrator's Telemetry gRPC service; empty for none. */
@@ -66,6 +69,7 @@ export const RANK_ENV = {
   threads: 'LONGCTX_THREADS',
   redisUrl: 'LONGCTX_REDIS_URL',
   rendezvousPrefix: 'LONGCTX_RENDEZVOUS_PREFIX',
+  bindHost: 'LONGCTX_BIND_HOST',
   telemetryAddress: 'LONGCTX_TELEMETRY_ADDRESS',
   telemetryToken: 'LONGCTX_TELEMETRY_TOKEN',
   runDir: 'LONGCTX_RUN_DIR',
@@ -101,6 +105,7 @@ export function rankLaunchEnv(launch: RankLaunch, launchFile?: string): Record<s
     [RANK_ENV.threads]: String(launch.threads),
     [RANK_ENV.redisUrl]: launch.rendezvous.redisUrl,
     [RANK_ENV.rendezvousPrefix]: launch.rendezvous.prefix,
+    [RANK_ENV.bindHost]: launch.rendezvous.bindHost,
     [RANK_ENV.telemetryAddress]: launch.telemetry.address,
     [RANK_ENV.telemetryToken]: launch.telemetry.token,
     [RANK_ENV.runDir]: launch.runDir,
@@ -147,7 +152,12 @@ export function rankLaunchFromEnv(env: NodeJS.ProcessEnv = process.env): RankLau
     deviceIndex: whole(RANK_ENV.deviceIndex, 0),
     deviceBudgetBytes: whole(RANK_ENV.deviceBudgetBytes, 1),
     threads: whole(RANK_ENV.threads, 1),
-    rendezvous: { redisUrl: text(RANK_ENV.redisUrl), prefix: text(RANK_ENV.rendezvousPrefix) },
+    rendezvous: {
+      redisUrl: text(RANK_ENV.redisUrl),
+      prefix: text(RANK_ENV.rendezvousPrefix),
+      // Unset: a rank started by hand or by an older agent, on one node.
+      bindHost: env[RANK_ENV.bindHost] || '127.0.0.1',
+    },
     // An empty address means no telemetry (a rank started by hand or by a test); a token is
     // required only with an address.
     telemetry: env[RANK_ENV.telemetryAddress]

@@ -260,6 +260,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       if (o.deviceMemoryBytes !== undefined) file.device_memory = o.deviceMemoryBytes;
       const inventory = await detectInventory({
         nodeFile: file,
+        nodeFilePath: o.nodeFile,
         ...(o.measureSgemm === false ? {} : { measureSgemm: nativeSgemmRate() }),
       });
       const agentRedis = connectRedis(redisUrl);

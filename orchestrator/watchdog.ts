@@ -103,10 +103,14 @@ export class Watchdog {
       this.o.log?.(
         `watchdog: job ${job.id} attempt ${job.attempt} hangs: ${verdict.reason}; stopping its gang`,
       );
-      await this.o.redis.publish(
-        this.o.queue.store.keys.nodeControl(verdict.node),
-        JSON.stringify({ type: 'hung', ...verdict }),
-      );
+      // Every node of the gang stops its share (a gang may span nodes).
+      const nodes = job.shares.length > 0 ? job.shares.map((share) => share.node) : [verdict.node];
+      for (const node of nodes) {
+        await this.o.redis.publish(
+          this.o.queue.store.keys.nodeControl(node),
+          JSON.stringify({ type: 'hung', ...verdict }),
+        );
+      }
       stopped.push(verdict);
     }
     return stopped;

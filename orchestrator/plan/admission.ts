@@ -36,6 +36,11 @@ export interface PlanningTarget {
   node?: NodeStatus;
   /** The most devices the job could have on one eligible node (for "set devices: N" advice). */
   largest: number;
+  /**
+   * The most devices a gang split across nodes could have: the devices of every node of the
+   * planned node's kind (a gang bigger than every node runs across several; see control/scheduler.ts).
+   */
+  spanning: number;
 }
 
 /**
@@ -52,14 +57,24 @@ export function planningTarget(
   const wanted = spec.resources?.accelerators;
   if (wanted) {
     const holders = pool.filter((n) => nodeHasAccelerators(n, wanted));
-    if (holders.length === 0) return { device: gpuProfileFor(wanted.name)!, largest: wanted.count };
+    // Accelerators are a count per node: such a gang is never split.
+    if (holders.length === 0)
+      return { device: gpuProfileFor(wanted.name)!, largest: wanted.count, spanning: wanted.count };
     const node = mostConstrained(holders);
-    return { device: nodeDeviceProfile(node), node, largest: Math.max(...holders.map((n) => n.devices)) };
+    const largest = Math.max(...holders.map((n) => n.devices));
+    return { device: nodeDeviceProfile(node), node, largest, spanning: largest };
   }
   if (pool.length === 0) return undefined;
   const eligible = pool.filter((n) => n.devices >= spec.devices);
+  // A gang that no node can hold is planned for the most constrained device it could run on.
   const node = mostConstrained(eligible.length > 0 ? eligible : pool);
-  return { device: nodeDeviceProfile(node), node, largest: Math.max(...pool.map((n) => n.devices)) };
+  const spanning = pool.filter((n) => n.kind === node.kind).reduce((sum, n) => sum + n.devices, 0);
+  return {
+    device: nodeDeviceProfile(node),
+    node,
+    largest: Math.max(...pool.map((n) => n.devices)),
+    spanning,
+  };
 }
 
 function mostConstrained(nodes: NodeStatus[]): NodeStatus {
@@ -135,10 +150,12 @@ export async function admit(
       path: 'resources.accelerators',
       reason: `${describeAccelerators(wanted)} on one node needed, but no node has them (${describeNodes(nodes) || 'no node agent has registered'})`,
     });
-  } else if (spec.devices > target.largest) {
+  } else if (spec.devices > target.largest && (wanted || spec.devices > target.spanning)) {
     errors.push({
       path: 'devices',
-      reason: `${spec.devices} requested but the largest node has ${target.largest}`,
+      reason: wanted
+        ? `${spec.devices} requested but the largest node has ${target.largest}`
+        : `${spec.devices} requested but the largest node has ${target.largest} and all nodes together ${target.spanning}`,
     });
   }
   const plan = planJob(spec, target.device, target.largest);

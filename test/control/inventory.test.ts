@@ -147,6 +147,42 @@ test('a node file on disk is read as YAML or JSON', async (t) => {
   t.deepEqual(loadNodeFile(join(dir.path, 'node.json')), { node: 'j', devices: 2 });
 });
 
+test("a node file's address is where its ranks listen for peers on other nodes; a bad one names the file and field", async (t) => {
+  t.deepEqual(parseNodeFile('node: a\naddress: 169.254.7.10\n'), { node: 'a', address: '169.254.7.10' });
+  t.deepEqual(parseNodeFile('address: "fe80::1"'), { address: 'fe80::1' });
+  for (const [text, reason] of [
+    ['address: node-b.local', /address: must be an IPv4 or IPv6 address of this machine/],
+    ['address: 10.0.0', /address: must be an IPv4 or IPv6 address/],
+    ['address: 0.0.0.0', /address: must be one address the other nodes reach, not 0\.0\.0\.0/],
+    ['address: 7', /address: must be an IPv4 or IPv6 address/],
+  ] as const) {
+    const err = t.throws(() => parseNodeFile(text, 'nodes/b.yaml'), { instanceOf: NodeFileError });
+    t.regex(err.message, /^nodes\/b\.yaml: /);
+    t.regex(err.message, reason);
+  }
+  const base = { nvidiaSmi: false as const, cores: 2, nodeFilePath: 'nodes/b.yaml' };
+  const inventory = await detectInventory({
+    ...base,
+    nodeFile: { node: 'b', kind: 'cpu', devices: 2, address: '169.254.7.11' },
+    localAddresses: ['127.0.0.1', '169.254.7.11'],
+  });
+  t.is(inventory.address, '169.254.7.11');
+  const unset = await detectInventory({ ...base, nodeFile: { node: 'b', kind: 'cpu', devices: 2 } });
+  t.is(unset.address, undefined, 'ranks listen on 127.0.0.1 (one node)');
+  await t.throwsAsync(
+    detectInventory({
+      ...base,
+      nodeFile: { node: 'b', kind: 'cpu', address: '169.254.7.99' },
+      localAddresses: ['127.0.0.1', '169.254.7.11'],
+    }),
+    {
+      instanceOf: NodeFileError,
+      message:
+        'nodes/b.yaml: address: 169.254.7.99 is not an address of this machine (it has 127.0.0.1, 169.254.7.11)',
+    },
+  );
+});
+
 const launch: RankLaunch = {
   jobId: 'demo-1-ab12',
   jobName: 'demo',
@@ -158,7 +194,11 @@ const launch: RankLaunch = {
   deviceIndex: 5,
   deviceBudgetBytes: 2147483648,
   threads: 1,
-  rendezvous: { redisUrl: 'redis://127.0.0.1:6379', prefix: 'longctx/demo-1-ab12/2' },
+  rendezvous: {
+    redisUrl: 'redis://127.0.0.1:6379',
+    prefix: 'longctx/demo-1-ab12/2',
+    bindHost: '169.254.3.10',
+  },
   telemetry: { address: '127.0.0.1:50051', token: 'secret' },
   runDir: '/runs/demo-1-ab12',
   checkpointsDir: '/runs/demo-1-ab12/checkpoints',

@@ -106,14 +106,19 @@ async function setup(
 /** No device is held by two jobs, and the device tables say exactly what the active jobs hold. */
 async function assertNoDoubleBooking(t: ExecutionContext, s: Setup): Promise<void> {
   const active = await s.queue.list({ states: ['PLACED', 'RUNNING'] });
+  for (const job of active) {
+    const held = job.shares.reduce((sum, share) => sum + share.devices.length, 0);
+    t.is(held, job.devices, `${job.id} holds the devices it needs`);
+  }
   for (const node of await s.store.nodes()) {
     const expected = new Map<number, string>();
-    for (const job of active.filter((j) => j.node === node.name)) {
-      t.is(job.deviceIndices.length, job.devices, `${job.id} holds the devices it needs`);
-      for (const d of job.deviceIndices) {
-        t.false(expected.has(d), `device ${d} of ${node.name} held by ${expected.get(d)} and ${job.id}`);
-        t.true(d < node.devices);
-        expected.set(d, job.id);
+    for (const job of active) {
+      for (const share of job.shares.filter((sh) => sh.node === node.name)) {
+        for (const d of share.devices) {
+          t.false(expected.has(d), `device ${d} of ${node.name} held by ${expected.get(d)} and ${job.id}`);
+          t.true(d < node.devices);
+          expected.set(d, job.id);
+        }
       }
     }
     t.deepEqual(
@@ -201,6 +206,194 @@ test('with two nodes a gang is never split: each job lands whole on one node, or
     (await s.scheduler.runPass()).placed.map((p) => [p.jobId, p.node, p.devices.length]),
     [[w, 'node-b', 3]],
   );
+});
+
+test('a gang bigger than every node spans the fewest nodes, ranks in contiguous ranges, all or nothing', async (t) => {
+  const s = await setup(t, [
+    ['node-a', 2],
+    ['node-b', 2],
+    ['node-c', 1],
+  ]);
+  // 1 device busy on node-a: 4 free in all, but node-c would be a third node and node-a has only 1.
+  const small = await s.submit('small', 1);
+  t.deepEqual(
+    (await s.scheduler.runPass()).placed.map((p) => [p.jobId, p.node]),
+    [[small, 'node-c']],
+    'a 1-device job takes the best fit, node-c',
+  );
+  const blocker = await s.submit('blocker', 1);
+  await s.scheduler.runPass();
+  t.is((await s.job(blocker)).node, 'node-a');
+  const wide = await s.submit('wide', 4);
+  t.deepEqual((await s.scheduler.runPass()).placed, [], 'only 3 devices free: the gang waits whole');
+  t.is((await s.job(wide)).state, 'QUEUED');
+  t.deepEqual(
+    (await s.store.nodes()).map((n) => [n.name, freeDevices(n)]),
+    [
+      ['node-a', 1],
+      ['node-b', 2],
+      ['node-c', 0],
+    ],
+    'nothing reserved for a gang that did not fit',
+  );
+
+  await s.finish(blocker);
+  const pass = await s.scheduler.runPass();
+  t.deepEqual(pass.placed, [
+    {
+      jobId: wide,
+      node: 'node-a',
+      attempt: 1,
+      devices: [0, 1],
+      shares: [
+        { node: 'node-a', devices: [0, 1], firstRank: 0 },
+        { node: 'node-b', devices: [0, 1], firstRank: 2 },
+      ],
+    },
+  ]);
+  const placed = await s.job(wide);
+  t.like(placed, { state: 'PLACED', node: 'node-a', deviceIndices: [0, 1] });
+  t.deepEqual(
+    placed.shares.map((sh) => [sh.node, sh.firstRank, sh.devices]),
+    [
+      ['node-a', 0, [0, 1]],
+      ['node-b', 2, [0, 1]],
+    ],
+  );
+  t.regex(
+    (await s.queue.history(wide)).at(-1)!.message,
+    /placed on node-a devices 0,1 and node-b devices 0,1/,
+  );
+  await assertNoDoubleBooking(t, s);
+  // Each node's agent gets the attempt in its own queue.
+  for (const name of ['node-a', 'node-b']) {
+    const handed = nodeQueue(s.queue.redis, s.prefix, name);
+    t.truthy(await handed.getJob(entryId({ jobId: wide, attempt: 1 })), `handed to ${name}`);
+    await handed.close();
+  }
+
+  // Each agent claims and starts its share; the job runs once both have.
+  t.is(await s.store.claimJob(wide, 'node-b', 1, AGENT, Date.now()), 'ok');
+  t.is(await s.store.claimJob(wide, 'node-c', 1, AGENT, Date.now()), 'stale', 'no share on node-c');
+  t.true(await s.store.markRunning(wide, 'node-b', 1, AGENT, [21, 22], Date.now()));
+  t.false(await s.store.markRunning(wide, 'node-b', 1, AGENT, [21, 22], Date.now()), 'once per share');
+  t.is((await s.job(wide)).state, 'PLACED', 'node-a has not started its share');
+  t.is(await s.store.claimJob(wide, 'node-a', 1, AGENT, Date.now()), 'ok');
+  t.true(await s.store.markRunning(wide, 'node-a', 1, AGENT, [11, 12], Date.now()));
+  const running = await s.job(wide);
+  t.like(running, { state: 'RUNNING', agent: AGENT, pids: [11, 12, 21, 22] });
+  t.deepEqual(
+    running.shares.map((sh) => [sh.node, sh.agent, sh.pids]),
+    [
+      ['node-a', AGENT, [11, 12]],
+      ['node-b', AGENT, [21, 22]],
+    ],
+  );
+
+  // A rank on node-b fails: the attempt ends on both nodes, node-a's agent is told, and the gang
+  // is placed again whole.
+  const messages: string[] = [];
+  const listener = s.queue.redis.duplicate();
+  listener.on('message', (_c: string, m: string) => messages.push(m));
+  await listener.subscribe(s.store.keys.nodeControl('node-a'));
+  t.teardown(() => listener.quit());
+  const applied = await finishAttempt(
+    s.store,
+    s.queue.pending,
+    running,
+    { kind: 'failed', cause: 'rank-failed', message: 'rank 3 was killed by SIGKILL' },
+    { node: 'node-b', backoff: { baseMs: 1, maxMs: 1 } },
+  );
+  t.is(applied, 'RECOVERING');
+  await waitFor('node-a to be told', () => messages.length > 0);
+  t.like(JSON.parse(messages[0]!), { type: 'ended', jobId: wide, attempt: 1 });
+  const recovering = await s.job(wide);
+  t.like(recovering, { state: 'RECOVERING', restarts: 1, pids: [], agent: undefined });
+  t.deepEqual(
+    recovering.shares.map((sh) => [sh.agent, sh.pids]),
+    [
+      [undefined, []],
+      [undefined, []],
+    ],
+  );
+  t.deepEqual(
+    (await s.store.nodes()).map((n) => [n.name, freeDevices(n)]),
+    [
+      ['node-a', 2],
+      ['node-b', 2],
+      ['node-c', 0],
+    ],
+    'freed on every node of the gang',
+  );
+  // The same report from node-a's agent afterwards changes nothing.
+  t.is(
+    await finishAttempt(s.store, s.queue.pending, running, {
+      kind: 'failed',
+      cause: 'rank-failed',
+      message: 'rank 0 lost its peer',
+    }),
+    undefined,
+  );
+  await new Promise((r) => setTimeout(r, 5)); // its backoff
+  const again = await s.scheduler.runPass();
+  t.deepEqual(
+    again.placed.map((p) => [p.jobId, p.attempt, p.shares.map((sh) => sh.node)]),
+    [[wide, 2, ['node-a', 'node-b']]],
+  );
+
+  // node-b's agent is lost (its lease is gone): the sweep ends the attempt for the whole gang.
+  t.is(await s.store.claimJob(wide, 'node-b', 2, AGENT, Date.now()), 'ok');
+  await s.store.releaseLease('node-b', AGENT);
+  const swept = await s.scheduler.runPass();
+  t.deepEqual(swept.lost, [wide]);
+  t.regex((await s.job(wide)).message, /the agent of node node-b was lost during attempt 2/);
+  t.is(freeDevices((await s.store.nodes()).find((n) => n.name === 'node-a')!), 2);
+  await assertNoDoubleBooking(t, s);
+});
+
+test('a gang that one node can hold is never split: it waits for that node', async (t) => {
+  const s = await setup(t, [
+    ['node-a', 2],
+    ['node-b', 2],
+    ['node-c', 4],
+  ]);
+  const busy = await s.submit('busy', 4);
+  t.deepEqual(
+    (await s.scheduler.runPass()).placed.map((p) => [p.jobId, p.node, p.shares.length]),
+    [[busy, 'node-c', 1]],
+  );
+  // node-a and node-b have 4 free devices together, but node-c can hold the gang: it waits.
+  const next = await s.submit('next', 4);
+  t.deepEqual((await s.scheduler.runPass()).placed, []);
+  t.is((await s.job(next)).state, 'QUEUED');
+  await s.finish(busy);
+  t.deepEqual(
+    (await s.scheduler.runPass()).placed.map((p) => [p.jobId, p.node, p.shares.length]),
+    [[next, 'node-c', 1]],
+  );
+  // A gang bigger than every node waits until the nodes together have its devices free.
+  const wide = await s.submit('wide', 8);
+  t.deepEqual((await s.scheduler.runPass()).placed, [], 'only 4 free in all');
+  t.is((await s.job(wide)).state, 'QUEUED');
+  await s.finish(next);
+  t.deepEqual(
+    (await s.scheduler.runPass()).placed.map((p) => [
+      p.jobId,
+      p.shares.map((sh) => [sh.node, sh.firstRank, sh.devices.length]),
+    ]),
+    [
+      [
+        wide,
+        [
+          ['node-c', 0, 4],
+          ['node-a', 4, 2],
+          ['node-b', 6, 2],
+        ],
+      ],
+    ],
+    'the biggest free share first',
+  );
+  await assertNoDoubleBooking(t, s);
 });
 
 test('higher priority runs first, FIFO within a priority', async (t) => {
@@ -391,7 +584,7 @@ test('concurrent placements never double-book a device', async (t) => {
   );
   const won = results.filter((r) => r.ok);
   t.is(won.length, 2);
-  const devices = won.flatMap((r) => (r.ok ? r.devices : []));
+  const devices = won.flatMap((r) => (r.ok ? r.shares.flatMap((s) => s.devices) : []));
   t.deepEqual([...devices].sort(), [0, 1, 2, 3, 4, 5, 6, 7]);
   for (const r of results) if (!r.ok) t.regex(r.reason, /only 0 of 4 devices free|only \d of 4/);
   await assertNoDoubleBooking(t, s);
@@ -526,7 +719,7 @@ test('watchers see every state change live, and late watchers read the history',
   const x = await s.submit('x', 2);
   await s.scheduler.runPass();
   t.is(await s.store.claimJob(x, 'n2', 1, AGENT, Date.now()), 'ok');
-  t.true(await s.store.markRunning(x, 1, AGENT, [11, 12], Date.now()));
+  t.true(await s.store.markRunning(x, 'n2', 1, AGENT, [11, 12], Date.now()));
   await s.finish(x);
   await waitFor('four events', () => seen.length >= 4);
   const states = seen.filter((e) => e.jobId === x).map((e) => e.state);

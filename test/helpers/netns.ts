@@ -1,8 +1,8 @@
-// Network namespaces that stand for separate machines: one per node, each joined to this host by
-// a veth pair and addressed only in the link-local range 169.254.0.0/16 (never any other address
-// beyond loopback). Node i gets the /30 169.254.S.4i: the host side .4i+1, the node side .4i+2,
-// and a route to the whole 169.254.S.0/24 through its host side, so every node reaches the
-// address of node 0's host side, where the test's Redis and orchestrator listen.
+// Network namespaces that stand for separate machines: one per node, each joined by a veth pair to
+// one bridge on this host, all addressed only in the link-local range 169.254.0.0/16 (never any
+// other address beyond loopback). The bridge has 169.254.S.1/24 (the test's Redis and orchestrator
+// listen there) and node i has 169.254.S.(10+i)/24: one link-local segment, so nodes reach each
+// other directly (ranks of one gang on two nodes) without this host forwarding IP packets.
 import { execFileSync } from 'node:child_process';
 import { statSync } from 'node:fs';
 
@@ -11,16 +11,18 @@ export interface LinkLocalNode {
   namespace: string;
   /** The node side's address, inside the namespace. */
   address: string;
-  /** The host side's address of this node's veth pair. */
+  /** This host's address on the nodes' segment (the bridge's). */
   hostAddress: string;
-  /** The host side's link name. */
+  /** The host side's link name (a port of the bridge). */
   hostLink: string;
 }
 
 export interface LinkLocalNodes {
   nodes: LinkLocalNode[];
-  /** The host address every node reaches (node 0's host side): listen here. */
+  /** The host address every node reaches (the bridge's): listen here. */
   serverAddress: string;
+  /** The bridge's link name. */
+  bridge: string;
   /** Removes every namespace and veth made; safe to call twice, and after a partial setup. */
   remove(): void;
 }
@@ -43,54 +45,67 @@ export function netnsSkipReason(): string | undefined {
   return undefined;
 }
 
-/** Creates `count` namespaces joined to this host; `subnet` picks the third octet (1..254). */
+/** Creates `count` namespaces on one bridge; `subnet` picks the third octet (1..254). */
 export function createLinkLocalNodes(count: number, subnet: number): LinkLocalNodes {
   if (count < 1 || count > 63) throw new Error(`count: 1..63 nodes, got ${count}`);
   if (!Number.isInteger(subnet) || subnet < 1 || subnet > 254)
     throw new Error(`subnet: 1..254, got ${subnet}`);
   const tag = `${process.pid % 100000}`;
+  const bridge = `lx${tag}br`;
+  const hostAddress = `169.254.${subnet}.1`;
   const made: { namespace: string; hostLink: string }[] = [];
+  let bridgeMade = false;
   const remove = () => {
     for (const { namespace, hostLink } of made.splice(0)) {
-      // Deleting the namespace destroys its end of the pair, which takes the host end with it.
+      // Deleting the host end destroys the pair at once (deleting the namespace would do it later).
+      try {
+        ip('link', 'del', hostLink);
+      } catch {
+        // already gone
+      }
       try {
         ip('netns', 'del', namespace);
       } catch {
         // already gone
       }
+    }
+    if (bridgeMade) {
       try {
-        ip('link', 'del', hostLink);
+        ip('link', 'del', bridge);
       } catch {
-        // gone with the namespace (the usual case)
+        // already gone
       }
+      bridgeMade = false;
     }
   };
   const nodes: LinkLocalNode[] = [];
   try {
+    ip('link', 'add', bridge, 'type', 'bridge');
+    bridgeMade = true;
+    ip('addr', 'add', `${hostAddress}/24`, 'dev', bridge);
+    ip('link', 'set', bridge, 'up');
     for (let i = 0; i < count; i++) {
       const namespace = `lctx-${tag}-n${i}`;
       const hostLink = `lx${tag}n${i}h`;
       const nodeLink = `lx${tag}n${i}c`;
-      const hostAddress = `169.254.${subnet}.${4 * i + 1}`;
-      const address = `169.254.${subnet}.${4 * i + 2}`;
+      const address = `169.254.${subnet}.${10 + i}`;
       ip('netns', 'add', namespace);
       made.push({ namespace, hostLink });
       ip('link', 'add', hostLink, 'type', 'veth', 'peer', 'name', nodeLink);
       ip('link', 'set', nodeLink, 'netns', namespace);
-      ip('addr', 'add', `${hostAddress}/30`, 'dev', hostLink);
+      ip('link', 'set', hostLink, 'master', bridge);
       ip('link', 'set', hostLink, 'up');
       const inside = (...args: string[]) => ip('netns', 'exec', namespace, 'ip', ...args);
       inside('link', 'set', 'lo', 'up');
-      inside('addr', 'add', `${address}/30`, 'dev', nodeLink);
+      inside('addr', 'add', `${address}/24`, 'dev', nodeLink);
       inside('link', 'set', nodeLink, 'up');
-      if (i > 0) inside('route', 'add', `169.254.${subnet}.0/24`, 'via', hostAddress);
       nodes.push({ namespace, address, hostAddress, hostLink });
     }
   } catch (err) {
     remove();
     throw err;
   }
-  return { nodes, serverAddress: nodes[0]!.hostAddress, remove };
+  return { nodes, serverAddress: hostAddress, bridge, remove };
 }
 
 /** Whether process `pid` runs in network namespace `namespace` (same nsfs inode). */

@@ -52,7 +52,11 @@ export async function runGang(t: ExecutionContext, o: GangOptions): Promise<Rank
       deviceIndex: rank,
       deviceBudgetBytes: o.deviceBudgetBytes ?? 512 * 2 ** 20,
       threads: 1,
-      rendezvous: { redisUrl: o.redisUrl, prefix: rendezvousPrefix(o.jobId, o.attempt) },
+      rendezvous: {
+        redisUrl: o.redisUrl,
+        prefix: rendezvousPrefix(o.jobId, o.attempt),
+        bindHost: '127.0.0.1',
+      },
       telemetry: { address: '', token: '' },
       runDir: o.runDir,
       checkpointsDir: join(o.runDir, 'checkpoints'),

@@ -43,13 +43,21 @@ ${devices}
 steps: 10
 `;
 
-test('more devices than any node has, or no node at all, is a field error on devices', async (t) => {
+test('more devices than all nodes together have, or no node at all, is a field error on devices', async (t) => {
   const nodes = [node('n8', { devices: 8 }), node('n4', { devices: 4 })];
   const huge = await admit(spec('devices: 16').replace('seq_len: 64', 'seq_len: 256'), '', nodes, {
     checkData: false,
   });
   t.false(huge.ok);
-  t.deepEqual(huge.errors, [{ path: 'devices', reason: '16 requested but the largest node has 8' }]);
+  t.deepEqual(huge.errors, [
+    { path: 'devices', reason: '16 requested but the largest node has 8 and all nodes together 12' },
+  ]);
+  // More than any one node has but not more than both: the gang will span the two nodes.
+  const spanning = await admit(spec('devices: 12').replace('seq_len: 64', 'seq_len: 240'), '', nodes, {
+    checkData: false,
+  });
+  t.deepEqual(spanning.errors, []);
+  t.true(spanning.ok);
   const none = await admit(spec('devices: 1'), '', [], { checkData: false });
   t.deepEqual(none.errors, [{ path: 'devices', reason: '1 requested but no node agent has registered' }]);
   t.is(none.plan, undefined);

@@ -41,6 +41,7 @@ function job(id: string, devices: number): JobRecord {
     restarts: 0,
     node: 'n1',
     deviceIndices: [],
+    shares: [],
     token: 'secret',
     pids: [],
     cancelRequested: false,

@@ -49,6 +49,7 @@ function job(id: string, attempt: number, token: string, devices: number): JobRe
     restarts: 0,
     node: 'n1',
     deviceIndices: [],
+    shares: [],
     token,
     pids: [],
     cancelRequested: false,

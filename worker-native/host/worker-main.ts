@@ -120,6 +120,7 @@ async function main(): Promise<void> {
             redisHost: redis.hostname,
             redisPort: Number(redis.port || 6379),
             prefix: launch.rendezvous.prefix,
+            bindHost: launch.rendezvous.bindHost,
             timeoutMs: 60_000,
           })
         : null;

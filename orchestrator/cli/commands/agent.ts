@@ -35,6 +35,7 @@ async function run(args: Args, io: CliIo): Promise<number> {
   const nodeFile = args.string('node-file');
   const inventory = await detectInventory({
     nodeFile: nodeFile ? loadNodeFile(nodeFile) : {},
+    nodeFilePath: nodeFile,
     measureSgemm: nativeSgemmRate(),
   });
   const redis = connectRedis(redisUrl);
