@@ -21,7 +21,9 @@ Options:
   --redis URL              the orchestrator's Redis (default $LONGCTX_REDIS_URL); required
   --server HOST:PORT       the orchestrator's gRPC address, for the ranks' telemetry
                            (default $LONGCTX_SERVER or 127.0.0.1:7170)
-  --node-file FILE         this node's name, device kind and count, device memory
+  --node-file FILE         this node's name, device kind and count, device memory, and
+                           'address': where the other nodes reach its ranks (needed for a
+                           job bigger than any one node; default 127.0.0.1)
   --runs DIR               the shared runs folder (default $LONGCTX_RUNS or the repository's runs/)
   -h, --help               show this help
 
