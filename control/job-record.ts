@@ -216,6 +216,11 @@ export function fromProtoJobState(state: longctx.JobState): JobState | undefined
   return short && JOB_STATES.includes(short) ? short : undefined;
 }
 
+/** Where a job runs, in words: its node, or its nodes joined by '+' when its gang spans several. */
+export function placementName(record: Pick<JobRecord, 'node' | 'shares'>): string {
+  return record.shares.length > 1 ? record.shares.map((s) => s.node).join('+') : (record.node ?? '');
+}
+
 /** The queue's part of a JobSummary; step, loss and throughput come from telemetry. */
 export function toJobSummary(record: JobRecord): longctx.IJobSummary {
   return {
@@ -224,7 +229,7 @@ export function toJobSummary(record: JobRecord): longctx.IJobSummary {
     state: toProtoJobState(record.state),
     priority: record.priority,
     devices: record.devices,
-    node: record.node ?? '',
+    node: placementName(record),
     totalSteps: record.spec.steps,
     restarts: record.restarts,
     attempt: record.attempt,

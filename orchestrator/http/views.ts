@@ -4,7 +4,7 @@
 // side and orchestrator/dashboard/, which imports them as types only.
 import type { PlanResult } from '../plan/planner.js';
 import type { JobEvent } from '../../control/events.js';
-import type { JobRecord, JobState } from '../../control/job-record.js';
+import { placementName, type JobRecord, type JobState } from '../../control/job-record.js';
 import type { JobProgress, WorkerEventRecord } from '../../control/telemetry-history.js';
 import type { StepSummary } from '../telemetry/step-aggregator.js';
 
@@ -113,7 +113,7 @@ export function jobRow(
     id: record.id,
     name: record.name,
     state: record.state,
-    node: record.node ?? '',
+    node: placementName(record),
     devices: record.devices,
     priority: record.priority,
     attempt: record.attempt,

@@ -312,6 +312,66 @@ test('a rank exiting non-zero stops its gang; the job restarts as a new attempt 
   t.not(launchOf(c, id, 2, 0).telemetry.token, launchOf(c, id, 1, 0).telemetry.token);
 });
 
+test('a gang bigger than every node: each agent runs its share, and a rank failing on one node ends the gang on both', async (t) => {
+  const c = await cluster(t);
+  const [a, b] = [await c.startAgent('na', 2), await c.startAgent('nb', 2)];
+  const id = await c.submit('wide', 4, {
+    runMs: 150,
+    runMsByAttempt: { '1': 60_000 },
+    spawnChild: true,
+    fail: { rank: 3, attempts: [1], code: 7, afterMs: 1500 },
+  });
+  await c.waitForState(id, 'RUNNING');
+  await waitFor('all ranks to start', () => c.rankPids(id, 1).length === 8);
+  t.deepEqual(
+    [a, b].map((agent) => agent.gangs().map((g) => [g.jobId, g.attempt, g.ranks.map((r) => r.rank)])),
+    [[[id, 1, [0, 1]]], [[id, 1, [2, 3]]]],
+    'each node runs its own share of the ranks',
+  );
+  for (const rank of [0, 1, 2, 3]) {
+    t.like(launchOf(c, id, 1, rank), {
+      rank,
+      worldSize: 4,
+      node: rank < 2 ? 'na' : 'nb',
+      rendezvous: { prefix: `longctx/${id}/1`, bindHost: '127.0.0.1' },
+    });
+  }
+  const done = await c.waitForState(id, 'SUCCEEDED');
+  t.is(done.attempt, 2);
+  t.is(done.restarts, 1);
+  const recovering = (await c.queue.history(id)).find((e) => e.state === 'RECOVERING')!;
+  t.regex(
+    recovering.message,
+    /^rank 3 exited with code 7: rank 3 fails on purpose with code 7; restart 1 of 3/,
+  );
+  // The share on na (its ranks would have run 60 s) went with the failing one on nb.
+  assertAllDead(t, c.rankPids(id, 1));
+  const rank0 = readFileSync(join(c.runsDir, id, 'logs', 'rank-0.log'), 'utf8');
+  t.is(rank0.match(/rank 0 done/g)?.length, 1, 'rank 0 finished in attempt 2 only');
+  t.deepEqual(
+    done.shares.map((sh) => sh.node),
+    ['na', 'nb'],
+  );
+  t.is(await heldDevices(c, 'na'), 0);
+  t.is(await heldDevices(c, 'nb'), 0);
+  t.deepEqual([...a.gangs(), ...b.gangs()], []);
+});
+
+test('cancelling a gang that spans nodes stops it on every node', async (t) => {
+  const c = await cluster(t);
+  const [a, b] = [await c.startAgent('na', 2), await c.startAgent('nb', 1)];
+  const id = await c.submit('wide-long', 3, { runMs: 60_000 });
+  await c.waitForState(id, 'RUNNING');
+  await waitFor('all ranks to start', () => c.rankPids(id, 1).length === 3);
+  t.true((await c.queue.cancel(id)).cancelled);
+  const cancelled = await c.waitForState(id, 'CANCELLED');
+  t.is(cancelled.attempt, 1);
+  assertAllDead(t, c.rankPids(id, 1));
+  t.is(await heldDevices(c, 'na'), 0);
+  t.is(await heldDevices(c, 'nb'), 0);
+  t.deepEqual([...a.gangs(), ...b.gangs()], []);
+});
+
 test('a job whose restarts are used up fails, naming the rank and the exit code', async (t) => {
   const c = await cluster(t);
   await c.startAgent('n2', 2);

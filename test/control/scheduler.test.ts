@@ -7,7 +7,7 @@ import test, { type ExecutionContext } from 'ava';
 import { finishAttempt } from '../../control/recovery.js';
 import { watchJobEvents, type JobEvent } from '../../control/events.js';
 import { JobQueue } from '../../control/job-queue.js';
-import type { JobRecord } from '../../control/job-record.js';
+import { toJobSummary, type JobRecord } from '../../control/job-record.js';
 import { entryId, nodeQueue } from '../../control/pending.js';
 import { Scheduler } from '../../control/scheduler.js';
 import { ControlStore, freeDevices } from '../../control/store.js';
@@ -253,6 +253,7 @@ test('a gang bigger than every node spans the fewest nodes, ranks in contiguous 
   ]);
   const placed = await s.job(wide);
   t.like(placed, { state: 'PLACED', node: 'node-a', deviceIndices: [0, 1] });
+  t.is(toJobSummary(placed).node, 'node-a+node-b', 'a split gang names its nodes');
   t.deepEqual(
     placed.shares.map((sh) => [sh.node, sh.firstRank, sh.devices]),
     [
