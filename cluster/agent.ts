@@ -2,11 +2,12 @@
 // whose lease expires is dead to the scheduler, which then recovers its jobs), consumes the
 // node's BullMQ queue of placed jobs, and runs each job as a gang: one worker process per
 // allocated device. A gang that spans nodes is run by the agent of each node, each starting its
-// share of the ranks (global rank ids, one world size, one rendezvous); when any share ends badly
-// the attempt ends for all (end-attempt tells the other agents, which stop their shares), and the
-// job is placed again whole. The queue's Worker holds a lock on every job it runs and renews it; if the
-// agent dies the lock lapses, BullMQ's stalled-job check brings the job back, and whichever agent
-// serves the node next finds the attempt was lost and sends it to recovery (it is placed again).
+// share of the ranks (global rank ids, one world size, one rendezvous); it succeeds when the last
+// share has, and when any share ends otherwise the attempt ends for all (end-attempt tells the
+// other agents, which stop their shares) and the job is placed again whole. The queue's Worker
+// holds a lock on every job it runs and renews it; if the agent dies the lock lapses, BullMQ's
+// stalled-job check brings the job back, and whichever agent serves the node next finds the
+// attempt was lost and sends it to recovery (it is placed again).
 //
 // No rank outlives its gang: ranks run in their own process groups, which the agent kills when the
 // gang ends for any reason, when the agent stops (SIGTERM/SIGINT via installSignalHandlers), and,
@@ -387,6 +388,14 @@ export class NodeAgent {
       }
       await this.mirrorProgress(bullJob, job);
       const outcome = this.outcomeOf(result, running.cause);
+      // A gang spanning nodes has succeeded when its last share has: the agent of that node ends it.
+      if (outcome?.kind === 'succeeded' && job.shares.length > 1) {
+        const shares = await this.store.shareSucceeded(jobId, this.node, attempt);
+        if (shares !== 'all') {
+          this.log(`${jobId} attempt ${attempt}: this node's ranks finished (${shares})`);
+          return result.kind;
+        }
+      }
       if (outcome) await this.finish(job, outcome);
       return result.kind;
     } finally {

@@ -69,10 +69,10 @@ export function decideAfterFailure(
 }
 
 /**
- * Records the end of `job`'s current attempt (as read before it ended), reported by the agent of
- * `options.node` (or for it), on every node of its gang and, for a recovering job, puts its next
- * attempt in the pending queue. Safe to call twice or from two places: the
- * end-attempt script applies once per attempt. Returns the state applied, or undefined when the
+ * Records the end of `job`'s current attempt (as read before it ended) on every node of its gang,
+ * as reported by the agent of `options.node` (or for it), and, for a recovering job, puts its next
+ * attempt in the pending queue. Safe to call twice or from two places: the end-attempt script
+ * applies once per attempt. Returns the state applied, or undefined when the
  * attempt had already ended (or, with ifLost, its agent turned out to be alive).
  */
 export async function finishAttempt(

@@ -5,9 +5,9 @@
 // hold it (it waits for that rather than split: ranks on one node talk through memory, not the
 // network). Only a gang bigger than every node is split: across the fewest live nodes of one kind,
 // in contiguous rank ranges (ranks 0..k-1 on the node with the most free devices, and so on), when
-// the free devices of those nodes together hold it. Its state is all in Redis: any number of schedulers may run
-// against one Redis (they race only through place-job, which cannot double-book), and one that
-// restarts picks up exactly where the last left off.
+// the free devices of those nodes together hold it. The scheduler's state is all in Redis: any
+// number of schedulers may run against one Redis (they race only through place-job, which cannot
+// double-book), and one that restarts picks up exactly where the last left off.
 //
 // Anti-starvation policy (backfill with reservation). A job that does not fit does not block the
 // queue: jobs behind it that fit on some node are placed (backfill), so small jobs keep devices
@@ -317,7 +317,7 @@ function wholeOnOneNode(
  * giving all it has but the last. Undefined when some node could hold the gang whole (it waits for
  * that node), when the job names accelerators (a count per node), or when not enough is free.
  */
-export function acrossNodes(
+function acrossNodes(
   job: Pick<JobRecord, 'devices' | 'spec'>,
   usable: NodeStatus[],
   freeOn: (n: NodeStatus) => number,

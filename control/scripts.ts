@@ -247,6 +247,30 @@ return 1
 );
 
 /**
+ * share-succeeded — ARGV: prefix, id, node, attempt
+ * Records that every rank of a node's share of a running gang exited 0. Guarantees: the attempt
+ * succeeds only when every share has (a gang spanning nodes is done when its last node is), so
+ * the first node to finish never ends the attempt while the others' ranks are still finishing.
+ * Returns 1 when every share has now succeeded (the caller ends the attempt), 0 while others run,
+ * -1 when this is no longer the current running attempt with a share on this node.
+ */
+export const shareSucceeded = new Script(
+  'share-succeeded',
+  `
+local id, node, attempt = ARGV[2], ARGV[3], ARGV[4]
+local key = jobKey(id)
+if field(key, 'state') ~= 'RUNNING' or field(key, 'attempt') ~= attempt or not hasShare(key, node) then
+  return -1
+end
+rcall('HSET', key, 'succeeded@' .. node, '1')
+for _, share in ipairs(sharesOf(key)) do
+  if rcall('HEXISTS', key, 'succeeded@' .. share.node) == 0 then return 0 end
+end
+return 1
+`,
+);
+
+/**
  * end-attempt — ARGV: prefix, id, node, attempt, newState, message, now, retryAt, countRestart, ifLost
  * Closes one attempt, as reported by the agent of one of its nodes (or for it): frees its devices
  * on every node of the gang and records what comes next — SUCCEEDED, FAILED, CANCELLED, or
@@ -286,7 +310,7 @@ for _, share in ipairs(shares) do
   for _, d in ipairs(splitNumbers(share.devices)) do
     if rcall('HGET', deviceTable, d) == id then rcall('HDEL', deviceTable, d) end
   end
-  rcall('HDEL', key, 'agent@' .. share.node, 'pids@' .. share.node)
+  rcall('HDEL', key, 'agent@' .. share.node, 'pids@' .. share.node, 'succeeded@' .. share.node)
   if share.node ~= node then
     rcall('PUBLISH', nodeKey(share.node, 'control'),
       cjson.encode({ type = 'ended', jobId = id, attempt = tonumber(attempt), reason = message }))

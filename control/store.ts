@@ -186,6 +186,19 @@ export class ControlStore {
     return (await this.run(scripts.markRunning, [id, node, attempt, agent, pids.join(','), now])) === 1;
   }
 
+  /**
+   * Records that `node`'s share of a running attempt succeeded: 'all' when every share of the gang
+   * now has (end the attempt), 'others-running', or 'stale' when the attempt is over.
+   */
+  async shareSucceeded(
+    id: string,
+    node: string,
+    attempt: number,
+  ): Promise<'all' | 'others-running' | 'stale'> {
+    const result = (await this.run(scripts.shareSucceeded, [id, node, attempt])) as number;
+    return result === 1 ? 'all' : result === 0 ? 'others-running' : 'stale';
+  }
+
   /** Ends an attempt; returns the state applied, or undefined when the attempt was already over. */
   async endAttempt(args: EndAttemptArgs): Promise<JobState | undefined> {
     const applied = (await this.run(scripts.endAttempt, [

@@ -352,6 +352,51 @@ test('a gang bigger than every node spans the fewest nodes, ranks in contiguous 
   await assertNoDoubleBooking(t, s);
 });
 
+test('a split gang succeeds when the last of its nodes has finished', async (t) => {
+  const s = await setup(t, [
+    ['node-a', 2],
+    ['node-b', 1],
+  ]);
+  const wide = await s.submit('wide', 3);
+  await s.scheduler.runPass();
+  t.is(await s.store.shareSucceeded(wide, 'node-a', 1), 'stale', 'not running yet');
+  for (const [node, pids] of [
+    ['node-a', [1, 2]],
+    ['node-b', [3]],
+  ] as const) {
+    t.is(await s.store.claimJob(wide, node, 1, AGENT, Date.now()), 'ok');
+    t.true(await s.store.markRunning(wide, node, 1, AGENT, [...pids], Date.now()));
+  }
+  t.is(await s.store.shareSucceeded(wide, 'node-b', 1), 'others-running');
+  t.is((await s.job(wide)).state, 'RUNNING', "node-a's ranks are still finishing");
+  t.is(freeDevices((await s.store.nodes()).find((n) => n.name === 'node-a')!), 0);
+  t.is(await s.store.shareSucceeded(wide, 'node-a', 1), 'all');
+  t.is(
+    await finishAttempt(
+      s.store,
+      s.queue.pending,
+      await s.job(wide),
+      { kind: 'succeeded' },
+      { node: 'node-a' },
+    ),
+    'SUCCEEDED',
+  );
+  t.deepEqual(
+    (await s.store.nodes()).map((n) => [n.name, freeDevices(n)]),
+    [
+      ['node-a', 2],
+      ['node-b', 1],
+    ],
+  );
+  t.is(await s.store.shareSucceeded(wide, 'node-b', 1), 'stale');
+  const hash = await s.queue.redis.hgetall(s.store.keys.job(wide));
+  t.deepEqual(
+    Object.keys(hash).filter((k) => k.includes('@')),
+    [],
+    'no per-node field outlives the attempt',
+  );
+});
+
 test('a gang that one node can hold is never split: it waits for that node', async (t) => {
   const s = await setup(t, [
     ['node-a', 2],
