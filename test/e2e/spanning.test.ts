@@ -100,7 +100,8 @@ const body = async (t: ExecutionContext) => {
   ).indexPath;
   const runsDir = join(root, 'runs'); // shared by every node, as a network file system would be
 
-  net = createLinkLocalNodes(3, 1 + (process.pid % 200));
+  // Third octets 1..99: test/e2e/nodes.test.ts, which may run at the same time, takes 100..249.
+  net = createLinkLocalNodes(3, 1 + (process.pid % 99));
   const host = net.serverAddress;
   redis = await startEmbeddedRedis({ host });
   server = await startServer({

@@ -23,7 +23,7 @@ export interface LinkLocalNodes {
   serverAddress: string;
   /** The bridge's link name. */
   bridge: string;
-  /** Removes every namespace and veth made; safe to call twice, and after a partial setup. */
+  /** Removes every namespace, veth and the bridge made; safe to call twice, and after a partial setup. */
   remove(): void;
 }
 
