@@ -9,66 +9,24 @@
 // killed with SIGKILL mid-job: the gang goes on BOTH nodes (no rank is left in either
 // namespace), is placed again, resumes from its checkpoint and ends with the reference's final
 // weights, byte for byte. Skipped with the reason where `ip netns` is not permitted.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { credentials, Metadata } from '@grpc/grpc-js';
+import { execFileSync } from 'node:child_process';
 import test, { type ExecutionContext } from 'ava';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { startEmbeddedRedis, type EmbeddedRedis } from '../../cluster/embedded-redis.js';
 import { processAlive } from '../../cluster/process-groups.js';
-import { connectRedis, JobQueue } from '../../control/job-queue.js';
 import type { JobRecord } from '../../control/job-record.js';
-import { TelemetryHistory } from '../../control/telemetry-history.js';
 import type { RankLaunch } from '../../core/rank-launch.js';
-import { repoRoot } from '../../core/repo-root.js';
 import { attemptDir, launchFileName } from '../../core/run-folder.js';
-import { pack } from '../../data/pack.js';
-import { synth } from '../../data/synth.js';
-import { startServer, type RunningServer } from '../../orchestrator/server.js';
-import type { longctx } from '../../proto/services.js';
-import { ControlClient, unary, until } from '../helpers/cli-server.js';
-import { AGENT_MAIN } from '../helpers/control.js';
-import {
-  createLinkLocalNodes,
-  inNamespace,
-  linkExists,
-  netnsSkipReason,
-  type LinkLocalNodes,
-} from '../helpers/netns.js';
+import { until } from '../helpers/cli-server.js';
+import { startLinkLocalCluster, type LinkLocalCluster } from '../helpers/link-local-cluster.js';
+import { inNamespace, linkExists, netnsSkipReason } from '../helpers/netns.js';
 
 const skipReason = netnsSkipReason();
 const STEPS = 16;
-const ADMIN_TOKEN = 'spanning-test-token';
-const CLI_MAIN = join(repoRoot, 'dist/orchestrator/cli/main.js');
 
-let root = '';
-let net: LinkLocalNodes | undefined;
-let redis: EmbeddedRedis | undefined;
-let server: RunningServer | undefined;
-const agents: ChildProcess[] = [];
-
-// ava ends a timed-out file without its after-hooks: the namespaces and agents go regardless.
-process.once('exit', () => {
-  for (const agent of agents) agent.kill('SIGKILL');
-  net?.remove();
-});
-
-test.after.always(async () => {
-  for (const agent of agents) await stopAgent(agent);
-  await server?.stop();
-  await redis?.stop();
-  net?.remove();
-  if (root) await rm(root, { recursive: true, force: true });
-});
-
-async function stopAgent(agent: ChildProcess): Promise<void> {
-  if (agent.exitCode !== null || agent.signalCode !== null) return;
-  const exited = new Promise((r) => agent.once('exit', r));
-  agent.kill('SIGTERM');
-  await exited;
-}
+let cluster: LinkLocalCluster | undefined;
+test.after.always(() => cluster?.close());
 
 /** Pids of the processes in a namespace (`ip netns pids`). */
 function pidsIn(namespace: string): number[] {
@@ -93,66 +51,9 @@ max_restarts: 8
 }
 
 const body = async (t: ExecutionContext) => {
-  root = await mkdtemp(join(tmpdir(), 'longctx-spanning-'));
-  await synth(join(root, 'corpus.jsonl'), { docs: 150, seed: 11 });
-  const dataPath = (
-    await pack({ inputs: [join(root, 'corpus.jsonl')], out: join(root, 'corpus.bin'), seed: 11 })
-  ).indexPath;
-  const runsDir = join(root, 'runs'); // shared by every node, as a network file system would be
-
   // Third octets 1..99: test/e2e/nodes.test.ts, which may run at the same time, takes 100..249.
-  net = createLinkLocalNodes(3, 1 + (process.pid % 99));
-  const host = net.serverAddress;
-  redis = await startEmbeddedRedis({ host });
-  server = await startServer({
-    redisUrl: redis.url,
-    host,
-    adminToken: ADMIN_TOKEN,
-    grpcPort: 0,
-    httpPort: null,
-    runsDir,
-    localAgent: false,
-    watchdog: { silenceMs: 4000, minStallMs: 20_000, startupMs: 40_000 },
-    backoff: { baseMs: 200, maxMs: 1000 },
-    log: () => {},
-  });
-  const grpcAddress = server.grpcAddress;
-
-  // node-a runs `longctx agent` as an operator would; the others the agent entry point with short
-  // leases, so a killed agent's node is taken over quickly.
-  const startAgent = async (name: string, slot: number, devices: number, cli = false) => {
-    const node = net!.nodes[slot]!;
-    const nodeFile = join(root, `${name}.yaml`);
-    await writeFile(
-      nodeFile,
-      `node: ${name}\nkind: cpu\ndevices: ${devices}\ndevice_memory: 256MiB\nsgemm_gflops: 20\naddress: ${node.address}\n`,
-    );
-    const common = ['--redis', redis!.url, '--runs', runsDir, '--node-file', nodeFile];
-    const command = cli
-      ? [CLI_MAIN, 'agent', '--server', grpcAddress, ...common]
-      : [
-          AGENT_MAIN,
-          '--telemetry',
-          grpcAddress,
-          ...common,
-          ...['--lease-ms', '3000', '--lock-ms', '4000', '--stalled-ms', '2000', '--grace-ms', '3000'],
-        ];
-    const agent = spawn('ip', ['netns', 'exec', node.namespace, process.execPath, ...command], {
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
-    agents.push(agent);
-    return agent;
-  };
-
-  const redisConnection = connectRedis(redis.url);
-  const queue = new JobQueue(redisConnection);
-  const history = new TelemetryHistory(redisConnection, queue.store.keys);
-  const client = new ControlClient(grpcAddress, credentials.createInsecure());
-  t.teardown(async () => {
-    client.close();
-    await queue.close();
-    redisConnection.disconnect();
-  });
+  const c = (cluster = await startLinkLocalCluster({ nodes: 3, subnet: 1 + (process.pid % 99), seed: 11 }));
+  const { net, queue, history, runsDir } = c;
   const alive = (names: string[]) =>
     until(
       async () => {
@@ -162,49 +63,14 @@ const body = async (t: ExecutionContext) => {
       30_000,
       `exactly ${names.join(', ')} to be alive`,
     );
-  const admin = new Metadata();
-  admin.set('authorization', `Bearer ${ADMIN_TOKEN}`);
-  const submit = async (name: string) => {
-    const r = await unary<object, longctx.ISubmitJobResponse>(
-      client,
-      'submitJob',
-      { specYaml: specYaml(name, dataPath) },
-      admin,
-    );
-    if (!r.accepted) throw new Error(JSON.stringify(r.errors));
-    return r.jobId!;
-  };
-  const running = (id: string, step: number) =>
-    until(
-      async () => {
-        const [job, progress] = await Promise.all([queue.get(id), history.progress(id)]);
-        return job?.state === 'RUNNING' &&
-          job.pids.length === 4 &&
-          job.pids.every(processAlive) &&
-          progress &&
-          progress.attempt === job.attempt &&
-          progress.step >= step
-          ? job
-          : undefined;
-      },
-      120_000,
-      `job ${id} to pass step ${step}`,
-    );
-  const ended = (id: string) =>
-    until(
-      async () => {
-        const job = await queue.get(id);
-        return job && ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(job.state) ? job : undefined;
-      },
-      240_000,
-      `job ${id} to end`,
-    );
-  const weights = (id: string) =>
-    readFile(join(runsDir, id, 'checkpoints', `step-${String(STEPS).padStart(8, '0')}`, 'model.safetensors'));
+  const submit = (name: string) => c.submit(specYaml(name, c.dataPath));
+  const running = (id: string, step: number) => c.running(id, step, 4, 120_000);
+  const ended = (id: string) => c.ended(id, 240_000);
+  const weights = (id: string) => c.weights(id, STEPS);
   const losses = async (id: string) => (await history.steps(id)).map((s) => [s.step, s.loss]);
 
   // 1. The reference: the job whole on one 4-device node.
-  const one = await startAgent('node-one', 2, 4);
+  const one = await c.startAgent({ name: 'node-one', slot: 2, devices: 4 });
   await alive(['node-one']);
   const reference = await submit('reference');
   const referenceDone = await ended(reference);
@@ -213,11 +79,11 @@ const body = async (t: ExecutionContext) => {
     referenceDone.shares.map((s) => s.node),
     ['node-one'],
   );
-  await stopAgent(one); // gives up its lease: from now on no node can hold the job whole
+  await c.stopAgent(one); // gives up its lease: from now on no node can hold the job whole
 
   // 2. Two 2-device nodes: the same job spans them.
-  const nodeA = await startAgent('node-a', 0, 2, true);
-  let nodeB = await startAgent('node-b', 1, 2);
+  const nodeA = await c.startAgent({ name: 'node-a', slot: 0, devices: 2, cli: true });
+  const nodeB = await c.startAgent({ name: 'node-b', slot: 1, devices: 2 });
   await alive(['node-a', 'node-b']);
   const spanning = await submit('spanning');
   const job = await running(spanning, 1);
@@ -263,7 +129,7 @@ const body = async (t: ExecutionContext) => {
   );
   t.deepEqual(pidsIn(net.nodes[1]!.namespace), [], "nothing left in node-b's namespace");
   t.deepEqual(pidsIn(net.nodes[0]!.namespace), [nodeA.pid], "only node-a's agent left in its namespace");
-  nodeB = await startAgent('node-b', 1, 2);
+  await c.startAgent({ name: 'node-b', slot: 1, devices: 2 });
   const struckDone: JobRecord = await ended(struck);
   t.is(struckDone.state, 'SUCCEEDED', struckDone.message);
   t.true(struckDone.attempt >= 2, `relaunched (attempt ${struckDone.attempt})`);
@@ -280,14 +146,10 @@ const body = async (t: ExecutionContext) => {
   t.true((await weights(struck)).equals(await weights(reference)), 'byte-identical to the reference');
 
   // Everything made for the test goes with it.
-  for (const agent of agents) await stopAgent(agent);
+  await c.stopAgents();
   for (const node of net.nodes) t.deepEqual(pidsIn(node.namespace), [], `${node.namespace} is empty`);
-  await server.stop();
-  server = undefined;
-  await redis.stop();
-  redis = undefined;
   const links = [...net.nodes.map((n) => n.hostLink), net.bridge];
-  net.remove();
+  await c.close();
   for (const link of links) t.false(linkExists(link), `${link} removed`);
 };
 
