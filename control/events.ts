@@ -11,9 +11,9 @@ export interface JobEvent {
   /** The state after the change (a cancel request keeps the state and says so in `message`). */
   state: JobState;
   attempt: number;
-  /** The node of the current or last attempt; '' before the first placement. */
+  /** The node of the current or last attempt ('a+b' when its gang spans nodes); '' before the first placement. */
   node: string;
-  /** Devices held after the change; empty when none. */
+  /** Devices held after the change (on the first node of a gang that spans nodes); empty when none. */
   devices: number[];
   message: string;
   timeMs: number;

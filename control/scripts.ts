@@ -24,22 +24,6 @@ local function field(key, name)
   if v == false then return '' end
   return v
 end
--- A state change goes to the job's capped event stream (history for late watchers) and to the
--- events channel (live watchers), in the same step as the change itself.
-local function emit(id, message, now)
-  local key = jobKey(id)
-  local event = cjson.encode({
-    jobId = id,
-    state = field(key, 'state'),
-    attempt = tonumber(field(key, 'attempt')) or 0,
-    node = field(key, 'node'),
-    devices = field(key, 'deviceIndices'),
-    message = message,
-    timeMs = tonumber(now)
-  })
-  rcall('XADD', key .. ':events', 'MAXLEN', '~', '1000', '*', 'event', event)
-  rcall('PUBLISH', prefix .. ':events:jobs', event)
-end
 local function splitNumbers(csv)
   local out = {}
   for part in string.gmatch(csv, '[^,]+') do out[#out + 1] = part end
@@ -59,6 +43,31 @@ local function sharesOf(key)
     out[#out + 1] = { node = node, devices = devices }
   end
   return out
+end
+-- Where the attempt runs, in words: its node, or its nodes joined by '+' when its gang spans
+-- several (as job-record.ts's placementName says it).
+local function placement(key)
+  local shares = sharesOf(key)
+  if #shares < 2 then return field(key, 'node') end
+  local names = {}
+  for i, share in ipairs(shares) do names[i] = share.node end
+  return table.concat(names, '+')
+end
+-- A state change goes to the job's capped event stream (history for late watchers) and to the
+-- events channel (live watchers), in the same step as the change itself.
+local function emit(id, message, now)
+  local key = jobKey(id)
+  local event = cjson.encode({
+    jobId = id,
+    state = field(key, 'state'),
+    attempt = tonumber(field(key, 'attempt')) or 0,
+    node = placement(key),
+    devices = field(key, 'deviceIndices'),
+    message = message,
+    timeMs = tonumber(now)
+  })
+  rcall('XADD', key .. ':events', 'MAXLEN', '~', '1000', '*', 'event', event)
+  rcall('PUBLISH', prefix .. ':events:jobs', event)
 end
 local function hasShare(key, node)
   for _, share in ipairs(sharesOf(key)) do

@@ -254,6 +254,11 @@ test('a gang bigger than every node spans the fewest nodes, ranks in contiguous 
   const placed = await s.job(wide);
   t.like(placed, { state: 'PLACED', node: 'node-a', deviceIndices: [0, 1] });
   t.is(toJobSummary(placed).node, 'node-a+node-b', 'a split gang names its nodes');
+  t.like(
+    (await s.queue.history(wide)).at(-1),
+    { state: 'PLACED', node: 'node-a+node-b' },
+    'so do its events',
+  );
   t.deepEqual(
     placed.shares.map((sh) => [sh.node, sh.firstRank, sh.devices]),
     [
