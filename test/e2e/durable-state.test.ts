@@ -38,6 +38,7 @@ import {
   type CliServer,
 } from '../helpers/cli-server.js';
 import { useRedis } from '../helpers/redis.js';
+import { trainingSpecYaml } from '../helpers/control.js';
 
 const redis = useRedis(test);
 let root = '';
@@ -60,19 +61,8 @@ test.after.always(async () => {
 });
 
 const STEPS = 24;
-function specYaml(name: string, devices: number, steps = STEPS): string {
-  return `
-name: ${name}
-model: { preset: tiny }
-data: { path: ${dataPath} }
-seq_len: 256
-devices: ${devices}
-steps: ${steps}
-optimizer: { lr: 3.0e-3 }
-checkpoint: { every: 4, keep: 2 }
-max_restarts: 3
-`;
-}
+const specYaml = (name: string, devices: number, steps = STEPS) =>
+  trainingSpecYaml({ name, dataPath, devices, steps });
 
 /** The real CLI server on a runs folder (8 emulated devices), stopped after the file. */
 function spawnServer(runsDir: string): CliServer {

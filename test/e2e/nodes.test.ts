@@ -13,26 +13,13 @@ import type { JobRecord } from '../../control/job-record.js';
 import { until } from '../helpers/cli-server.js';
 import { startLinkLocalCluster, type LinkLocalCluster } from '../helpers/link-local-cluster.js';
 import { inNamespace, linkExists, netnsSkipReason } from '../helpers/netns.js';
+import { trainingSpecYaml } from '../helpers/control.js';
 
 const skipReason = netnsSkipReason();
 const STEPS = 24;
 
 let cluster: LinkLocalCluster | undefined;
 test.after.always(() => cluster?.close());
-
-function specYaml(name: string, dataPath: string): string {
-  return `
-name: ${name}
-model: { preset: tiny }
-data: { path: ${dataPath} }
-seq_len: 256
-devices: 2
-steps: ${STEPS}
-optimizer: { lr: 3.0e-3 }
-checkpoint: { every: 4, keep: 2 }
-max_restarts: 3
-`;
-}
 
 const body = async (t: ExecutionContext) => {
   // Third octets 100..249: test/e2e/spanning.test.ts, which may run at the same time, takes 1..99.
@@ -58,7 +45,8 @@ const body = async (t: ExecutionContext) => {
   for (const [i, agent] of [agentA, agentB].entries())
     t.true(inNamespace(agent.pid!, net.nodes[i]!.namespace), `agent of ${names[i]} runs in its namespace`);
 
-  const submit = (name: string) => c.submit(specYaml(name, c.dataPath));
+  const submit = (name: string) =>
+    c.submit(trainingSpecYaml({ name, dataPath: c.dataPath, devices: 2, steps: STEPS }));
   const running = (id: string, step: number) => c.running(id, step, 2, 90_000);
   const ended = (id: string) => c.ended(id, 180_000);
 

@@ -14,6 +14,7 @@ import type { JobRecord } from '../../control/job-record.js';
 import { startServer, type RunningServer, type ServerOptions } from '../../orchestrator/server.js';
 import { controlService, type longctx } from '../../proto/services.js';
 import { useRedis } from '../helpers/redis.js';
+import { trainingSpecYaml } from '../helpers/control.js';
 
 const redis = useRedis(test);
 let root = '';
@@ -30,19 +31,7 @@ test.after.always(async () => {
 });
 
 const STEPS = 24;
-function specYaml(name: string): string {
-  return `
-name: ${name}
-model: { preset: tiny }
-data: { path: ${dataPath} }
-seq_len: 256
-devices: 4
-steps: ${STEPS}
-optimizer: { lr: 3.0e-3 }
-checkpoint: { every: 4, keep: 2 }
-max_restarts: 3
-`;
-}
+const specYaml = (name: string) => trainingSpecYaml({ name, dataPath, devices: 4, steps: STEPS });
 
 const ControlClient = makeGenericClientConstructor(controlService, 'Control');
 

@@ -21,6 +21,7 @@ import { attemptDir, launchFileName } from '../../core/run-folder.js';
 import { until } from '../helpers/cli-server.js';
 import { startLinkLocalCluster, type LinkLocalCluster } from '../helpers/link-local-cluster.js';
 import { inNamespace, linkExists, netnsSkipReason } from '../helpers/netns.js';
+import { trainingSpecYaml } from '../helpers/control.js';
 
 const skipReason = netnsSkipReason();
 const STEPS = 16;
@@ -36,20 +37,6 @@ function pidsIn(namespace: string): number[] {
     .map(Number);
 }
 
-function specYaml(name: string, dataPath: string): string {
-  return `
-name: ${name}
-model: { preset: tiny }
-data: { path: ${dataPath} }
-seq_len: 256
-devices: 4
-steps: ${STEPS}
-optimizer: { lr: 3.0e-3 }
-checkpoint: { every: 4, keep: 2 }
-max_restarts: 8
-`;
-}
-
 const body = async (t: ExecutionContext) => {
   // Third octets 1..99: test/e2e/nodes.test.ts, which may run at the same time, takes 100..249.
   const c = (cluster = await startLinkLocalCluster({ nodes: 3, subnet: 1 + (process.pid % 99), seed: 11 }));
@@ -63,7 +50,8 @@ const body = async (t: ExecutionContext) => {
       30_000,
       `exactly ${names.join(', ')} to be alive`,
     );
-  const submit = (name: string) => c.submit(specYaml(name, c.dataPath));
+  const submit = (name: string) =>
+    c.submit(trainingSpecYaml({ name, dataPath: c.dataPath, devices: 4, steps: STEPS, maxRestarts: 8 }));
   const running = (id: string, step: number) => c.running(id, step, 4, 120_000);
   const ended = (id: string) => c.ended(id, 240_000);
   const weights = (id: string) => c.weights(id, STEPS);

@@ -37,6 +37,31 @@ export function specYaml(
   ].join('\n');
 }
 
+/**
+ * The job the end-to-end tests train for real: the tiny model on a packed corpus, 256 tokens, a
+ * checkpoint every 4 steps (the newest two kept), so a fault mid-job has a checkpoint to resume from.
+ */
+export function trainingSpecYaml(o: {
+  name: string;
+  dataPath: string;
+  devices: number;
+  steps: number;
+  maxRestarts?: number;
+}): string {
+  return [
+    `name: ${o.name}`,
+    'model: { preset: tiny }',
+    `data: { path: ${o.dataPath} }`,
+    'seq_len: 256',
+    `devices: ${o.devices}`,
+    `steps: ${o.steps}`,
+    'optimizer: { lr: 3.0e-3 }',
+    'checkpoint: { every: 4, keep: 2 }',
+    `max_restarts: ${o.maxRestarts ?? 3}`,
+    '',
+  ].join('\n');
+}
+
 /** A validated spec and its YAML, as the submit path receives them. */
 export function spec(
   name: string,
