@@ -83,6 +83,16 @@ export function checkGrid(
   if (!Number.isSafeInteger(o.seed) || o.seed < 0) fail('seed', `${o.seed} is not a non-negative integer`);
 }
 
+/**
+ * Labels that score only the answer, the last `answerTokens` of `ids` (shared with V-NIAH's): the
+ * positions that predict its tokens hold them, every other position -100.
+ */
+export function answerLabels(ids: Int32Array, answerTokens: number): Int32Array {
+  const labels = new Int32Array(ids.length).fill(IGNORE_INDEX);
+  for (let t = ids.length - answerTokens - 1; t < ids.length - 1; t++) labels[t] = ids[t + 1]!;
+  return labels;
+}
+
 /** Haystack tokens and the token offsets where a new sentence starts (for generated text). */
 interface HaystackTokens {
   ids: number[];
@@ -165,8 +175,7 @@ export function buildNiahCases(o: NiahGridOptions): NiahCase[] {
         ...answer,
       ]);
       const answerStart = contextLength - answer.length;
-      const labels = new Int32Array(contextLength).fill(IGNORE_INDEX);
-      for (let t = answerStart - 1; t < contextLength - 1; t++) labels[t] = ids[t + 1]!;
+      const labels = answerLabels(ids, answer.length);
       cases.push({
         contextLength,
         depth,

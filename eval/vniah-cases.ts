@@ -13,7 +13,7 @@
 import { RandomStream, Rng } from '../data/random.js';
 import { passkeyNeedle } from '../data/synth.js';
 import type { Tokenizer } from '../data/tokenizer.js';
-import { checkGrid, IGNORE_INDEX, NIAH_QUESTION, NiahGridError, type NiahCase } from './niah-cases.js';
+import { answerLabels, checkGrid, NIAH_QUESTION, NiahGridError, type NiahCase } from './niah-cases.js';
 import type { EmbeddingFile, EmbeddingSpanRef } from './vniah-embeddings.js';
 
 /** The needle: a block of embeddings with its question and answer, or NIAH's text passkey. */
@@ -101,8 +101,7 @@ export function buildVniahCases(o: VniahGridOptions): NiahCase[] {
       if (needle.kind === 'embeddings') embeddings.push(span(needle.file, needleStart, 0, needleRows));
       if (haystackRows > k) embeddings.push(span(hay, afterNeedle, k, haystackRows - k));
       const answerStart = contextLength - answer.length;
-      const labels = new Int32Array(contextLength).fill(IGNORE_INDEX);
-      for (let t = answerStart - 1; t < contextLength - 1; t++) labels[t] = ids[t + 1]!;
+      const labels = answerLabels(ids, answer.length);
       cases.push({
         contextLength,
         depth,
